@@ -1,0 +1,150 @@
+"""torch's determinism settings: cuDNN flags, deterministic algorithms, TF32.
+
+Settings are read and written through torch's C entry points, the same ones
+the public properties call, so they work while torch has frozen its flags
+(``torch.backends.disable_global_flags()``) and cost well under a microsecond.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Any, NamedTuple
+
+from .base import Source
+
+__all__ = ["TorchFlags"]
+
+# torch >= 2.9 stores TF32 choices as a tree of fp32_precision settings: the
+# generic root, then one node per backend, then one per operation. Writing a
+# node resets its children, so a restore writes parents before children.
+_PRECISION_NODES = (
+    ("generic", "all"),
+    ("cuda", "all"),
+    ("mkldnn", "all"),
+    ("cuda", "matmul"),
+    ("cuda", "conv"),
+    ("cuda", "rnn"),
+    ("mkldnn", "matmul"),
+    ("mkldnn", "conv"),
+    ("mkldnn", "rnn"),
+)
+
+
+class _Settings(NamedTuple):
+    cudnn_deterministic: bool
+    cudnn_benchmark: bool
+    deterministic_algorithms: bool
+    warn_only: bool
+    fill_uninitialized_memory: bool
+    precision: tuple[Any, ...]
+
+
+@functools.cache
+def _precision_nodes() -> tuple[tuple[str, str], ...]:
+    """The fp32_precision nodes this torch has; empty before torch 2.9."""
+    c = sys.modules["torch"]._C
+    if not hasattr(c, "_get_fp32_precision_getter"):
+        return ()
+    nodes = []
+    for node in _PRECISION_NODES:
+        try:
+            c._get_fp32_precision_getter(*node)
+        except (RuntimeError, ValueError):
+            continue
+        nodes.append(node)
+    return tuple(nodes)
+
+
+_LEGACY_PRECISION = (
+    ("_get_cublas_allow_tf32", "_set_cublas_allow_tf32"),
+    ("_get_cudnn_allow_tf32", "_set_cudnn_allow_tf32"),
+    ("_get_float32_matmul_precision", "_set_float32_matmul_precision"),
+)
+
+
+def _read_legacy(c: Any, getter: str) -> Any:
+    try:
+        return getattr(c, getter)()
+    except RuntimeError:  # torch refuses to read after a mix of legacy and new settings
+        return None
+
+
+def _read_precision(c: Any) -> tuple[Any, ...]:
+    # torch keeps the legacy switches as hidden state beside the tree, and its
+    # legacy getters raise when the two disagree, so both are saved.
+    legacy = tuple(_read_legacy(c, getter) for getter, _ in _LEGACY_PRECISION)
+    return legacy + tuple(c._get_fp32_precision_getter(*node) for node in _precision_nodes())
+
+
+def _write_precision(c: Any, values: tuple[Any, ...]) -> None:
+    # Legacy setters first (they also rewrite parts of the tree), then the
+    # tree, parents before children.
+    for (_, setter), value in zip(_LEGACY_PRECISION, values, strict=False):
+        if value is not None:
+            getattr(c, setter)(value)
+    for node, value in zip(_precision_nodes(), values[len(_LEGACY_PRECISION) :], strict=True):
+        c._set_fp32_precision_setter(*node, value)
+
+
+def _read(c: Any) -> _Settings:
+    return _Settings(
+        c._get_cudnn_deterministic(),
+        c._get_cudnn_benchmark(),
+        c._get_deterministic_algorithms(),
+        c._get_deterministic_algorithms_warn_only(),
+        c._get_deterministic_fill_uninitialized_memory(),
+        _read_precision(c),
+    )
+
+
+class TorchFlags(Source):
+    """cuDNN flags always; with ``strict``, deterministic algorithms and TF32 too.
+
+    Every setting is captured and restored in both modes, so a scope also
+    undoes settings the code inside it changed.
+    """
+
+    name = "flags"
+    module = "torch"
+
+    def __init__(self, *, strict: bool = False, warn_only: bool = False) -> None:
+        self.strict = strict
+        self.warn_only = warn_only
+
+    def capture(self) -> _Settings:
+        return _read(sys.modules["torch"]._C)
+
+    def seed(self, seed: int) -> None:
+        c = sys.modules["torch"]._C
+        c._set_cudnn_deterministic(True)
+        c._set_cudnn_benchmark(False)
+        if not self.strict:
+            return
+        c._set_deterministic_algorithms(True, warn_only=self.warn_only)
+        c._set_deterministic_fill_uninitialized_memory(True)
+        # Through the legacy setters on every torch: on torch >= 2.9 they also
+        # update the fp32_precision tree, and leave it in a state that both the
+        # legacy and the new getters can read (setting nodes to "ieee" directly
+        # makes torch.backends.cudnn.allow_tf32 raise).
+        c._set_cublas_allow_tf32(False)
+        c._set_cudnn_allow_tf32(False)
+        c._set_float32_matmul_precision("highest")
+
+    def restore(self, state: _Settings) -> None:
+        c = sys.modules["torch"]._C
+        current = _read(c)
+        if current == state:
+            return
+        if current.cudnn_deterministic != state.cudnn_deterministic:
+            c._set_cudnn_deterministic(state.cudnn_deterministic)
+        if current.cudnn_benchmark != state.cudnn_benchmark:
+            c._set_cudnn_benchmark(state.cudnn_benchmark)
+        if current[2:4] != state[2:4]:
+            c._set_deterministic_algorithms(
+                state.deterministic_algorithms, warn_only=state.warn_only
+            )
+        if current.fill_uninitialized_memory != state.fill_uninitialized_memory:
+            c._set_deterministic_fill_uninitialized_memory(state.fill_uninitialized_memory)
+        if current.precision != state.precision:
+            _write_precision(c, state.precision)
