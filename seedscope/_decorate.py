@@ -11,6 +11,7 @@ return a proxy): ``unittest.TestCase`` subclasses get their ``run`` wrapped.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import inspect
 import unittest
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import wrapt
 
-from ._scope import ActiveScope, _enter, _resume, _suspend
+from ._scope import ActiveScope, _enter, _resume, _stack, _suspend
 
 if TYPE_CHECKING:
     from ._scope import Scope
@@ -153,7 +154,17 @@ def _decorate_test_case(scope: Scope, cls: type[unittest.TestCase]) -> Any:
         @functools.wraps(original)
         def in_scope(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> Any:
             with scope:
-                return __original(self, *args, **kwargs)
+                # IsolatedAsyncioTestCase (3.11+) runs setUp, the test and tearDown
+                # in a context copied when the case was made, before this scope
+                # was entered: give that context this scope's stack for the run.
+                context = getattr(self, "_asyncioTestContext", None)
+                if not isinstance(context, contextvars.Context):
+                    return __original(self, *args, **kwargs)
+                token = context.run(_stack.set, _stack.get())
+                try:
+                    return __original(self, *args, **kwargs)
+                finally:
+                    context.run(_stack.reset, token)
 
         setattr(cls, name, in_scope)
     return cls

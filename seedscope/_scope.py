@@ -29,7 +29,7 @@ __all__ = ["ActiveScope", "Scope", "current_scope", "deterministic", "isolated"]
 
 _Target = TypeVar(
     "_Target", bound="Callable[..., Any] | classmethod[Any, Any, Any] | staticmethod[Any, Any]"
-)  # noqa: E501
+)
 
 _Saved = list[tuple[Source, Any]]
 
