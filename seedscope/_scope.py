@@ -35,10 +35,11 @@ _Saved = list[tuple[Source, Any]]
 
 _stack: ContextVar[tuple[ActiveScope, ...]] = ContextVar("seedscope_stack", default=())
 
-# Entries per thread, to warn when two threads hold scopes at once and to keep
-# the import hook installed exactly while any scope is active.
+# Every active entry of every thread and task: to warn when scopes that are
+# not nested in each other overlap, and to keep the import hook installed
+# exactly while any scope is active.
 _lock = threading.Lock()
-_depth_by_thread: dict[int, int] = {}
+_active: set[ActiveScope] = set()
 
 
 class ActiveScope:
@@ -247,21 +248,25 @@ def _restore(saved: _Saved) -> list[tuple[str, BaseException]]:
 
 
 def _push(active: ActiveScope) -> None:
-    _stack.set((*_stack.get(), active))
-    thread = threading.get_ident()
+    stack = _stack.get()
     with _lock:
-        others = len(_depth_by_thread) - (thread in _depth_by_thread)
-        _depth_by_thread[thread] = _depth_by_thread.get(thread, 0) + 1
-        if len(_depth_by_thread) == 1 and _depth_by_thread[thread] == 1:
-            _imports.install(_wants_module, _on_module_imported)
+        # Entries outside this stack belong to another thread or task.
+        others = len(_active) - sum(1 for entry in stack if entry in _active)
     if others:
+        # Before anything changes, so a warning raised as an error leaves no trace.
         warnings.warn(
-            f"{active.scope!r} entered while scopes are active in {others} other thread(s): "
-            "random state is process-global, so the threads draw from each other's "
-            "streams and none of their results are reproducible",
+            f"{active.scope!r} entered while {others} scope(s) not enclosing it are active "
+            "in other threads or tasks: random state is process-global, so they draw from "
+            "each other's streams and none of their results are reproducible",
             ConcurrentScopesWarning,
             stacklevel=4,
         )
+    _stack.set((*stack, active))
+    with _lock:
+        if len(active._saved) < len(active.scope._sources):
+            # Some library is not imported yet: seed it if it is imported now.
+            _imports.install(_wants_module, _on_module_imported)
+        _active.add(active)
 
 
 def _pop(active: ActiveScope) -> None:
@@ -272,15 +277,10 @@ def _pop(active: ActiveScope) -> None:
             "is not the innermost active scope here"
         )
     _stack.set(stack[:-1])
-    thread = threading.get_ident()
     with _lock:
-        depth = _depth_by_thread.get(thread, 0) - 1
-        if depth > 0:
-            _depth_by_thread[thread] = depth
-        else:
-            _depth_by_thread.pop(thread, None)
-            if not _depth_by_thread:
-                _imports.uninstall()
+        _active.discard(active)
+        if not _active:
+            _imports.uninstall()
 
 
 def _pending(active: ActiveScope, module: str) -> list[Source]:

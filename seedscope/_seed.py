@@ -19,6 +19,8 @@ def validate_seed(value: object, *, what: str = "seed") -> int:
     ``np.random.seed`` and ``PYTHONHASHSEED`` both accept. ``bool`` is refused:
     ``True`` as a seed is almost always a mistake.
     """
+    if type(value) is int and 0 <= value <= MAX_SEED:  # the common case, checked fast
+        return value
     # numpy integers register as numbers.Integral; bool and np.bool_ must not pass.
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{what} must be {_ALLOWED}, not {type(value).__name__} {value!r}")

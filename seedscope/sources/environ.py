@@ -20,7 +20,6 @@ HASH_SEED = "PYTHONHASHSEED"
 CUBLAS_CONFIG = "CUBLAS_WORKSPACE_CONFIG"
 CUBLAS_DETERMINISTIC = ":4096:8"
 _CUBLAS_DETERMINISTIC_VALUES = (":4096:8", ":16:8")
-_NAMES = (HASH_SEED, CUBLAS_CONFIG)
 
 
 def cublas_config_needed(cuda_version: str | None) -> bool:
@@ -53,8 +52,9 @@ class EnvironmentVariables(Source):
     def __init__(self, *, strict: bool = False) -> None:
         self.strict = strict
 
-    def capture(self) -> tuple[str | None, ...]:
-        return tuple(os.environ.get(name) for name in _NAMES)
+    def capture(self) -> tuple[str | None, str | None]:
+        get = os.environ.get
+        return get(HASH_SEED), get(CUBLAS_CONFIG)
 
     def seed(self, seed: int) -> None:
         os.environ[HASH_SEED] = str(seed)
@@ -74,11 +74,15 @@ class EnvironmentVariables(Source):
             )
 
     def restore(self, state: tuple[str | None, ...]) -> None:
-        environ = os.environ
-        for name, value in zip(_NAMES, state, strict=True):
-            if environ.get(name) == value:
-                continue
-            if value is None:
-                del environ[name]
-            else:
-                environ[name] = value
+        _set_or_unset(HASH_SEED, state[0])
+        _set_or_unset(CUBLAS_CONFIG, state[1])
+
+
+def _set_or_unset(name: str, value: str | None) -> None:
+    environ = os.environ
+    if environ.get(name) == value:
+        return
+    if value is None:
+        del environ[name]
+    else:
+        environ[name] = value

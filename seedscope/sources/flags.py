@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import sys
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from .base import Source
@@ -63,9 +64,20 @@ _LEGACY_PRECISION = (
 )
 
 
-def _read_legacy(c: Any, getter: str) -> Any:
+@functools.cache
+def _precision_getters() -> tuple[tuple[Callable[[], Any], ...], tuple[Callable[[], Any], ...]]:
+    """Getters bound once: the legacy switches, then the fp32_precision nodes."""
+    c = sys.modules["torch"]._C
+    legacy = tuple(getattr(c, getter) for getter, _ in _LEGACY_PRECISION)
+    nodes = tuple(
+        functools.partial(c._get_fp32_precision_getter, *node) for node in _precision_nodes()
+    )
+    return legacy, nodes
+
+
+def _read_or_none(getter: Callable[[], Any]) -> Any:
     try:
-        return getattr(c, getter)()
+        return getter()
     except RuntimeError:  # torch refuses to read after a mix of legacy and new settings
         return None
 
@@ -73,8 +85,13 @@ def _read_legacy(c: Any, getter: str) -> Any:
 def _read_precision(c: Any) -> tuple[Any, ...]:
     # torch keeps the legacy switches as hidden state beside the tree, and its
     # legacy getters raise when the two disagree, so both are saved.
-    legacy = tuple(_read_legacy(c, getter) for getter, _ in _LEGACY_PRECISION)
-    return legacy + tuple(c._get_fp32_precision_getter(*node) for node in _precision_nodes())
+    legacy, nodes = _precision_getters()
+    try:
+        values = [getter() for getter in legacy]
+    except RuntimeError:
+        values = [_read_or_none(getter) for getter in legacy]
+    values += [getter() for getter in nodes]
+    return tuple(values)
 
 
 def _write_precision(c: Any, values: tuple[Any, ...]) -> None:
@@ -130,6 +147,11 @@ class TorchFlags(Source):
         c._set_cublas_allow_tf32(False)
         c._set_cudnn_allow_tf32(False)
         c._set_float32_matmul_precision("highest")
+        # Operations switched to TF32 through the newer API keep it through the
+        # legacy setters; switch those off one by one.
+        for node in _precision_nodes():
+            if node[1] != "all" and c._get_fp32_precision_getter(*node) == "tf32":
+                c._set_fp32_precision_setter(*node, "ieee")
 
     def restore(self, state: _Settings) -> None:
         c = sys.modules["torch"]._C
