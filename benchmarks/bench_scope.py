@@ -100,9 +100,13 @@ def _lightning() -> tuple[Callable[[], AbstractContextManager[None]], Callable[.
             seed_module: Any = __import__(f"{package}.utilities.seed", fromlist=["isolate_rng"])
         except ImportError:
             continue
+        # Newer releases keep seed_everything in fabric only.
+        seed_everything = getattr(seed_module, "seed_everything", None)
+        if seed_everything is None:
+            from lightning_fabric.utilities.seed import seed_everything
         return (
             seed_module.isolate_rng,
-            seed_module.seed_everything,
+            seed_everything,
             f"`{package}.utilities.seed.isolate_rng` + `seed_everything(k, verbose=False)`",
         )
     from lightning_fabric.utilities import seed as fabric_seed

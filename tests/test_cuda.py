@@ -83,23 +83,39 @@ def test_outer_cuda_stream_continues_after_block_when_cuda_was_running() -> None
     assert out["got"] == out["expected"]
 
 
+def assert_like_a_scope_free_start(scoped: str, scope_seed: int) -> None:
+    """Run ``scoped`` twice; its device states must look like a start-up without a scope.
+
+    Depending on the release, torch starts device generators from a fixed seed
+    (then the states must equal a fresh start's) or from a random one (then
+    they must differ between runs, and not carry the scope's seed).
+    """
+    first, second = run(scoped), run(scoped)
+    fresh = [run(f"torch.cuda.init()\nprint(json.dumps({{'states': {STATES}}}))") for _ in "ab"]
+    if fresh[0] == fresh[1]:
+        assert first["states"] == fresh[0]["states"]
+    else:
+        assert first["states"] != second["states"]
+        assert scope_seed not in first["seeds"]  # type: ignore[operator]
+
+
+SEEDS = "[g.initial_seed() for g in torch.cuda.default_generators]"
+
+
 def test_cuda_started_inside_scope_is_seeded_and_reset_to_a_scope_free_start() -> None:
-    out = run(
-        f"""
+    scoped = f"""
         with deterministic(11):
             inside = torch.rand(4, device="cuda").tolist()
-        print(json.dumps({{"inside": inside, "states": {STATES}}}))
+        print(json.dumps({{"inside": inside, "states": {STATES}, "seeds": {SEEDS}}}))
         """
-    )
     reference = run(
         """
         torch.manual_seed(11)
         print(json.dumps({"draws": torch.rand(4, device="cuda").tolist()}))
         """
     )
-    fresh = run(f"torch.cuda.init()\nprint(json.dumps({{'states': {STATES}}}))")
-    assert out["inside"] == reference["draws"]
-    assert out["states"] == fresh["states"]
+    assert run(scoped)["inside"] == reference["draws"]
+    assert_like_a_scope_free_start(scoped, 11)
 
 
 def test_outer_queued_seed_survives_a_scope_in_which_cuda_starts() -> None:
@@ -122,16 +138,13 @@ def test_outer_queued_seed_survives_a_scope_in_which_cuda_starts() -> None:
 
 
 def test_queued_seed_does_not_fire_after_a_scope_in_which_cuda_never_started() -> None:
-    out = run(
-        f"""
+    scoped = f"""
         with deterministic(7):
             pass
         torch.cuda.init()
-        print(json.dumps({{"states": {STATES}}}))
+        print(json.dumps({{"states": {STATES}, "seeds": {SEEDS}}}))
         """
-    )
-    fresh = run(f"torch.cuda.init()\nprint(json.dumps({{'states': {STATES}}}))")
-    assert out["states"] == fresh["states"]
+    assert_like_a_scope_free_start(scoped, 7)
 
 
 def test_outer_queued_seed_is_kept_when_cuda_never_started_in_the_scope() -> None:

@@ -19,8 +19,6 @@ from .base import Source
 
 __all__ = ["Accelerators"]
 
-# c10's default_rng_seed_val: the seed a freshly created device generator starts with.
-_DEFAULT_DEVICE_SEED = 67280421310721
 _QUEUED_TRACEBACK = ["seed queued by a seedscope scope; it runs when the device starts\n"]
 
 
@@ -64,10 +62,12 @@ class _LazyBackend:
         tracker = self.module._lazy_seed_tracker
         tracker.manual_seed_all_cb, tracker.manual_seed_cb, tracker.call_order = saved
         if self.module.is_initialized():
-            # Started inside the scope, with the scope's seed: rebuild the state
-            # a start-up without the scope would have produced.
+            # Started inside the scope, with the scope's seed. Without the scope
+            # torch would have seeded each device's generator at start-up from
+            # a nondeterministic source; do the same, then replay the seeds that
+            # were queued before the scope.
             for generator in self._generators():
-                generator.manual_seed(_DEFAULT_DEVICE_SEED)
+                generator.seed()
             for queued in saved[2]:
                 if queued is not None:
                     queued[0]()
