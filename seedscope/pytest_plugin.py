@@ -1,0 +1,646 @@
+"""The seedscope pytest plugin: scoped tests, per-test seeds, leak detection.
+
+Registered through the ``pytest11`` entry point as ``seedscope``. Importing
+it imports pytest and seedscope's light core only, never numpy or torch: the
+checks read those libraries through ``sys.modules`` when a test has already
+imported them. See ``docs/testing.md`` for the user's guide.
+
+How a test runs under a scope
+    The scope is entered just before the test's first *function-scoped*
+    fixture is set up (or, for a test without one, just before its call), and
+    exited by a finalizer on the test item that runs after the last
+    function-scoped fixture is torn down. Fixtures of wider scope are set up
+    and torn down outside it, so what a module fixture draws does not depend
+    on which test happened to run first. The same bracket is what leak
+    detection compares across.
+
+Per-test seeds
+    ``derive_seed(N, nodeid)``: N is ``--seedscope-seed`` (or the ini option,
+    or ``$SEEDSCOPE_SEED``, or 0), the node id is the one pytest prints. Only
+    those two go in, so the seed does not depend on order, selection or
+    pytest-xdist's distribution.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import pickle
+import shlex
+import sys
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import pytest
+
+from ._derive import derive_seed
+from ._errors import SeedscopeWarning
+from ._scope import ActiveScope, Scope, current_scope, deterministic
+from ._seed import MAX_SEED, seed_from_environment, validate_seed
+from .sources import EnvironmentVariables, TorchFlags
+
+if TYPE_CHECKING:
+    from _pytest.fixtures import FixtureDef, SubRequest
+
+__all__ = ["LeakWarning", "seedscope_scope"]
+
+SEED_OPTION = "--seedscope-seed"
+LEAKS_OPTION = "--seedscope-leaks"
+MARKER = "deterministic"
+LEAK_MODES = ("off", "warn", "error", "rng")
+CACHE_KEY = "seedscope/seed"
+_SEED_VALUES = f"an int in [0, {MAX_SEED}] (0 to 2**32 - 1), 'random' or 'last'"
+_WORKER_KEY = "seedscope_seed"
+
+
+class LeakWarning(SeedscopeWarning):
+    """A test left a determinism setting (or, checked with ``rng``, global RNG state) changed."""
+
+
+# -- options ---------------------------------------------------------------------
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("seedscope", "seedscope: reproducible randomness")
+    group.addoption(
+        SEED_OPTION,
+        dest="seedscope_seed",
+        default=None,
+        metavar="N|random|last",
+        help="Run every test in a seedscope scope, each with a seed derived from N and its "
+        "node id. 'random' picks N (and prints it), 'last' reuses the previous run's N. "
+        "An explicit seed on a @pytest.mark.deterministic marker wins. "
+        "Ini option: seedscope_seed.",
+    )
+    group.addoption(
+        LEAKS_OPTION,
+        dest="seedscope_leaks",
+        default=None,
+        metavar="off|warn|error|rng",
+        help="Report tests (outside scopes) that leave torch determinism settings, "
+        "PYTHONHASHSEED or CUBLAS_WORKSPACE_CONFIG changed, and restore them: as warnings "
+        "(warn, the default) or as errors (error). 'rng' also warns about tests that leave "
+        "the global random, numpy or torch generator state changed. Ini option: seedscope_leaks.",
+    )
+    parser.addini("seedscope_seed", help=f"Default for {SEED_OPTION}.", default="")
+    parser.addini("seedscope_leaks", help=f"Default for {LEAKS_OPTION}.", default="warn")
+
+
+class _Root(NamedTuple):
+    """The N that per-test seeds derive from, and where it came from."""
+
+    seed: int
+    how: str  # for the header
+
+
+def _parse_seed_option(raw: str, what: str, config: pytest.Config) -> _Root:
+    value = raw.strip()
+    if value == "random":
+        return _Root(int.from_bytes(os.urandom(4), "little"), "picked at random")
+    if value == "last":
+        cache = getattr(config, "cache", None)
+        if cache is None:
+            raise pytest.UsageError(
+                f"{what}=last needs pytest's cache (the cacheprovider plugin is disabled)"
+            )
+        previous = cache.get(CACHE_KEY, None)
+        try:
+            return _Root(validate_seed(previous), "the last run's")
+        except (TypeError, ValueError):
+            seed = int.from_bytes(os.urandom(4), "little")
+            return _Root(seed, "picked at random: no previous run recorded one")
+    try:
+        seed = validate_seed(int(value, 10))
+    except (TypeError, ValueError):
+        raise pytest.UsageError(f"{what} must be {_SEED_VALUES}, got {raw!r}") from None
+    return _Root(seed, "given")
+
+
+def _parse_leaks(config: pytest.Config) -> str:
+    raw: str | None = config.getoption("seedscope_leaks")
+    what = LEAKS_OPTION
+    if raw is None:
+        raw = str(config.getini("seedscope_leaks"))
+        what = "ini option seedscope_leaks"
+    mode = raw.strip()
+    if mode not in LEAK_MODES:
+        raise pytest.UsageError(f"{what} must be one of {', '.join(LEAK_MODES)}, got {raw!r}")
+    return mode
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{MARKER}(seed=None, strict=False, warn_only=False): run the test's function-scoped "
+        "fixtures, call and teardown in one seedscope scope; without a seed, the seed is "
+        f"derived from {SEED_OPTION} and the test's node id",
+    )
+    leaks = _parse_leaks(config)
+    root: _Root | None = None
+    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+    if workerinput is not None and _WORKER_KEY in workerinput:
+        # pytest-xdist worker: the controller resolved 'random' and 'last'.
+        passed = workerinput[_WORKER_KEY]
+        if passed is not None:
+            root = _Root(int(passed[0]), str(passed[1]))
+    else:
+        raw: str | None = config.getoption("seedscope_seed")
+        what = SEED_OPTION
+        if raw is None:
+            raw = str(config.getini("seedscope_seed")) or None
+            what = "ini option seedscope_seed"
+        if raw is not None:
+            root = _parse_seed_option(raw, what, config)
+            cache = getattr(config, "cache", None)
+            if cache is not None and workerinput is None:
+                cache.set(CACHE_KEY, root.seed)
+    config.pluginmanager.register(_Session(config, root, leaks), "seedscope-session")
+
+
+# -- per-test plans ---------------------------------------------------------------
+
+
+class _Plan(NamedTuple):
+    """How one test runs under a scope: made at collection, used by each run."""
+
+    scope: Scope
+    seed: int
+    derived_from: int | None  # N, when the seed was derived
+
+
+class _Run:
+    """One run of one test in a scope: what begin() set up and end_scope() undoes."""
+
+    __slots__ = ("active", "hypothesis", "plan", "randomly")
+
+    def __init__(self, plan: _Plan, active: ActiveScope) -> None:
+        self.plan = plan
+        self.active = active
+        self.randomly = False
+        self.hypothesis: tuple[Any, Any, Any] | None = None
+
+
+_PLAN = pytest.StashKey[_Plan]()
+# Set by begin(), removed at the test's end: the run of a test in a scope, or
+# the leak baseline of a test outside one.
+_BEGUN = pytest.StashKey["_Run | _Snapshot"]()
+_SCOPED_RUN = pytest.StashKey[_Plan]()  # from begin() to the teardown report
+
+
+def _marker_arguments(seed: object = None, strict: bool = False, warn_only: bool = False) -> Any:
+    return seed, strict, warn_only
+
+
+def _closest_marker(node: Any, by_parent: dict[Any, pytest.Mark | None]) -> pytest.Mark | None:
+    """``node.get_closest_marker(MARKER)``, with the parents' answers cached across items."""
+    for mark in node.own_markers:
+        if mark.name == MARKER:
+            return mark  # type: ignore[no-any-return]
+    parent = node.parent
+    if parent is None:
+        return None
+    if parent not in by_parent:
+        by_parent[parent] = _closest_marker(parent, by_parent)
+    return by_parent[parent]
+
+
+def _cwd_relative(config: pytest.Config, nodeid: str) -> str:
+    path, sep, rest = nodeid.partition("::")
+    invocation = config.invocation_params.dir
+    if path and invocation != config.rootpath:
+        path = os.path.relpath(config.rootpath / path, invocation)
+    return path + sep + rest
+
+
+class _Session:
+    """The plugin's state and hooks for one pytest session (registered per config)."""
+
+    def __init__(self, config: pytest.Config, root: _Root | None, leaks: str) -> None:
+        self.config = config
+        self.root = root
+        self.leaks = leaks
+        self._default_root: int | None = None
+        self._runner: _Runner | None = None
+
+    # -- header, xdist --------------------------------------------------------------
+
+    def pytest_report_header(self, config: pytest.Config) -> str:
+        if self.root is not None:
+            seeds = (
+                f"{SEED_OPTION}={self.root.seed} ({self.root.how}): every test runs in a "
+                "scope seeded from it"
+            )
+        else:
+            seeds = f"no {SEED_OPTION}: only tests marked {MARKER} run in scopes"
+        return f"seedscope: {seeds}; leak checks: {self.leaks}"
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        root = self.root
+        node.workerinput[_WORKER_KEY] = None if root is None else (root.seed, root.how)
+
+    # -- collection -----------------------------------------------------------------
+
+    def _root_for_markers(self) -> int:
+        if self.root is not None:
+            return self.root.seed
+        if self._default_root is None:
+            try:
+                self._default_root = seed_from_environment()
+            except ValueError as exc:
+                raise pytest.UsageError(str(exc)) from None
+        return self._default_root
+
+    def _plan(self, item: pytest.Item, marker: pytest.Mark | None) -> _Plan | None:
+        if marker is None and self.root is None:
+            return None
+        seed: object = None
+        strict = warn_only = False
+        if marker is not None:
+            try:
+                seed, strict, warn_only = _marker_arguments(*marker.args, **marker.kwargs)
+            except TypeError as exc:
+                raise pytest.UsageError(
+                    f"@pytest.mark.{MARKER} on {item.nodeid}: {exc}; it takes "
+                    "(seed=None, strict=False, warn_only=False)"
+                ) from None
+        derived_from: int | None = None
+        try:
+            if seed is None:
+                derived_from = self._root_for_markers()
+                seed = derive_seed(derived_from, item.nodeid)
+            scope = deterministic(validate_seed(seed), strict=strict, warn_only=warn_only)
+        except (TypeError, ValueError) as exc:
+            raise pytest.UsageError(f"@pytest.mark.{MARKER} on {item.nodeid}: {exc}") from None
+        assert scope.seed is not None
+        return _Plan(scope, scope.seed, derived_from)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        scoped = False
+        markers: dict[Any, pytest.Mark | None] = {}
+        try:
+            for item in items:
+                plan = self._plan(item, _closest_marker(item, markers))
+                if plan is not None:
+                    item.stash[_PLAN] = plan
+                    scoped = True
+        except pytest.UsageError as error:
+            if not hasattr(self.config, "workerinput"):
+                raise
+            # An xdist worker cannot end the run with a usage error (the controller
+            # reports a crash and no message): fail the collection instead.
+            report = pytest.CollectReport("", "failed", f"ERROR: {error}", [])
+            self.config.hook.pytest_collectreport(report=report)
+            items.clear()
+            return
+        manager = self.config.pluginmanager
+        if (scoped or self.leaks != "off") and self._runner is None:
+            self._runner = _Runner(self)
+            manager.register(self._runner, "seedscope-runner")
+        if scoped and not manager.has_plugin("seedscope-reports"):
+            manager.register(_Reports(self), "seedscope-reports")
+
+    def rerun_line(self, item: pytest.Item, plan: _Plan) -> str:
+        command = ["pytest", _cwd_relative(self.config, item.nodeid), "-p", "seedscope"]
+        if plan.derived_from is None:
+            origin = f"from @pytest.mark.{MARKER}"
+        else:
+            origin = f"derived from {SEED_OPTION}={plan.derived_from} and the node id"
+            command.append(f"{SEED_OPTION}={plan.derived_from}")
+        return (
+            f"this test ran in a scope with seed {plan.seed} ({origin})\n"
+            f"seedscope: reproduce with: {shlex.join(command)}"
+        )
+
+
+# -- running tests ---------------------------------------------------------------------
+
+
+class _Runner:
+    """Per-test hooks, registered only when some test runs in a scope or leaks are checked."""
+
+    def __init__(self, session: _Session) -> None:
+        config = session.config
+        self.session = session
+        self.leaks = session.leaks
+        # Whether pytest-randomly reseeds random and numpy around every test phase.
+        self.randomly = config.pluginmanager.has_plugin("randomly") and bool(
+            getattr(config.option, "randomly_reset_seed", False)
+        )
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_fixture_setup(self, fixturedef: FixtureDef[Any], request: SubRequest) -> None:
+        if fixturedef.scope == "function":
+            item = request.node
+            if _BEGUN not in item.stash:
+                self.begin(item)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> None:
+        if _BEGUN not in item.stash:
+            self.begin(item)
+
+    # -- begin / end ------------------------------------------------------------------
+
+    def begin(self, item: pytest.Item) -> None:
+        """Start the test's scope or leak watch: before its first function-scoped fixture."""
+        plan = item.stash.get(_PLAN, None)
+        if plan is None:
+            if self.leaks != "off":
+                baseline = _snapshot(self.leaks == "rng", self.randomly)
+                item.stash[_BEGUN] = baseline
+                item.addfinalizer(functools.partial(self.end_leak_watch, item, baseline))
+            return
+        run = _Run(plan, plan.scope.__enter__())
+        item.stash[_BEGUN] = run
+        item.addfinalizer(functools.partial(self.end_scope, item, run))
+        item.stash[_SCOPED_RUN] = plan
+        if self.randomly:
+            # pytest-randomly reseeds random and numpy before each test phase:
+            # inside the scope, that would replace the scope's streams.
+            item.config.option.randomly_reset_seed = False
+            run.randomly = True
+        if "hypothesis" in sys.modules:
+            run.hypothesis = _seed_hypothesis(item, plan.seed)
+
+    def end_scope(self, item: pytest.Item, run: _Run) -> None:
+        del item.stash[_BEGUN]
+        if run.randomly:
+            item.config.option.randomly_reset_seed = True
+        if run.hypothesis is not None:
+            function, seed, settings = run.hypothesis
+            function._hypothesis_internal_use_seed = seed
+            function._hypothesis_internal_use_settings = settings
+        left: list[str] = []
+        while (top := current_scope()) is not None and top is not run.active:
+            left.append(repr(top.scope))
+            top.scope.__exit__(None, None, None)
+        run.plan.scope.__exit__(None, None, None)
+        if left:
+            pytest.fail(
+                f"seedscope: {item.nodeid} left scope(s) {', '.join(left)} active at its end; "
+                "seedscope exited them",
+                pytrace=False,
+            )
+
+    def end_leak_watch(self, item: pytest.Item, before: _Snapshot) -> None:
+        del item.stash[_BEGUN]
+        after = _snapshot(before.rng is not None, self.randomly)
+        if after.flags == before.flags and after.environ == before.environ and after.rng is None:
+            return
+        settings = _settings_changes(before, after)
+        messages = []
+        if settings:
+            _restore_settings(before, after)
+            messages.append(
+                f"{item.nodeid} left determinism settings changed: {'; '.join(settings)} "
+                "(seedscope restored them)"
+            )
+        rng = _rng_changes(before, after)
+        if rng:
+            messages.append(
+                f"{item.nodeid} left global random state changed: {', '.join(rng)} "
+                "(it seeded or drew outside a scope; use @pytest.mark.deterministic, "
+                "seedscope.deterministic() or seedscope.isolated())"
+            )
+        if not messages:
+            return
+        message = "seedscope: " + "\nseedscope: ".join(messages)
+        if self.leaks == "error" and settings:
+            pytest.fail(message, pytrace=False)
+        item.warn(LeakWarning(message))
+
+
+class _Reports:
+    """Adds the reproduce line to failure reports; registered only when tests run in scopes."""
+
+    def __init__(self, session: _Session) -> None:
+        self.session = session
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+        plan = item.stash.get(_SCOPED_RUN, None)
+        if plan is not None:
+            if report.failed:
+                note = self.session.rerun_line(item, plan)
+                longrepr: Any = report.longrepr
+                if hasattr(longrepr, "addsection"):
+                    longrepr.addsection("seedscope", note)
+                else:
+                    report.sections.append(("seedscope", note))
+            if call.when == "teardown":
+                del item.stash[_SCOPED_RUN]
+        return report
+
+
+def _seed_hypothesis(item: pytest.Item, seed: int) -> tuple[Any, Any, Any] | None:
+    """Seed a Hypothesis test with the scope's seed, as ``@hypothesis.seed(seed)`` would.
+
+    Left alone: tests with their own ``@seed``, ``derandomize=True``, or a run
+    with ``--hypothesis-seed``. Returns what to put back afterwards.
+    """
+    obj = getattr(item, "obj", None)
+    function = getattr(obj, "__func__", obj)
+    if not getattr(function, "is_hypothesis_test", False):
+        return None
+    core = sys.modules.get("hypothesis.core")
+    if core is None or getattr(core, "global_force_seed", None) is not None:
+        return None
+    old_seed = getattr(function, "_hypothesis_internal_use_seed", None)
+    old_settings = getattr(function, "_hypothesis_internal_use_settings", None)
+    if old_seed is not None or getattr(old_settings, "derandomize", False):
+        return None
+    sys.modules["hypothesis"].seed(seed)(function)  # also turns the example database off
+    return function, old_seed, old_settings
+
+
+# -- leak detection --------------------------------------------------------------------
+#
+# Runs twice per test by default, so the settings are read straight from
+# torch's C getters and os.environ's underlying dict: about a microsecond
+# together, where going through TorchFlags.capture and os.environ.get costs
+# several. A snapshot's layout is TorchFlags' own, flattened, so a leak is put
+# back by TorchFlags.restore.
+
+_FLAGS = TorchFlags()
+_ENVIRON = EnvironmentVariables()
+
+_FLAG_NAMES = (
+    "torch.backends.cudnn.deterministic",
+    "torch.backends.cudnn.benchmark",
+    "torch.use_deterministic_algorithms",
+    "torch.use_deterministic_algorithms(warn_only)",
+    "torch.utils.deterministic.fill_uninitialized_memory",
+    "torch.backends.cuda.matmul.allow_tf32",
+    "torch.backends.cudnn.allow_tf32",
+    "torch.get_float32_matmul_precision()",
+)
+_PRECISION_NODE_NAMES = {
+    ("generic", "all"): "torch.backends.fp32_precision",
+    ("cuda", "all"): "torch.backends.cudnn.fp32_precision",
+    ("mkldnn", "all"): "torch.backends.mkldnn.fp32_precision",
+    ("cuda", "matmul"): "torch.backends.cuda.matmul.fp32_precision",
+    ("cuda", "conv"): "torch.backends.cudnn.conv.fp32_precision",
+    ("cuda", "rnn"): "torch.backends.cudnn.rnn.fp32_precision",
+    ("mkldnn", "matmul"): "torch.backends.mkldnn.matmul.fp32_precision",
+    ("mkldnn", "conv"): "torch.backends.mkldnn.conv.fp32_precision",
+    ("mkldnn", "rnn"): "torch.backends.mkldnn.rnn.fp32_precision",
+}
+_ENV_NAMES = ("PYTHONHASHSEED", "CUBLAS_WORKSPACE_CONFIG")  # EnvironmentVariables' order
+
+
+class _Snapshot(NamedTuple):
+    flags: tuple[Any, ...] | None  # None: torch not imported
+    environ: tuple[Any, ...]  # raw values from os.environ's dict, None when unset
+    rng: tuple[tuple[str, Any], ...] | None  # (name, state) per generator; None: not checked
+
+
+def _flatten(settings: Any) -> tuple[Any, ...]:
+    return (*settings[:5], *settings.precision)
+
+
+def _unflatten(flat: tuple[Any, ...]) -> Any:
+    from .sources.flags import _Settings
+
+    return _Settings(flat[0], flat[1], flat[2], flat[3], flat[4], tuple(flat[5:]))
+
+
+@functools.cache
+def _torch_getters(torch: Any) -> tuple[Callable[[], Any], ...]:
+    """Zero-argument getters, in the order of TorchFlags' capture, flattened."""
+    from .sources.flags import _LEGACY_PRECISION, _precision_nodes
+
+    c = torch._C
+    getters: list[Callable[[], Any]] = [
+        c._get_cudnn_deterministic,
+        c._get_cudnn_benchmark,
+        c._get_deterministic_algorithms,
+        c._get_deterministic_algorithms_warn_only,
+        c._get_deterministic_fill_uninitialized_memory,
+    ]
+    getters += [getattr(c, getter) for getter, _ in _LEGACY_PRECISION]
+    getters += [functools.partial(c._get_fp32_precision_getter, *n) for n in _precision_nodes()]
+    return tuple(getters)
+
+
+def _read_flags() -> tuple[Any, ...] | None:
+    torch = sys.modules.get("torch")
+    if torch is None or not hasattr(torch, "_C"):
+        return None
+    try:
+        return tuple([getter() for getter in _torch_getters(torch)])
+    except RuntimeError:  # a legacy TF32 getter refuses after mixed settings
+        return _flatten(_FLAGS.capture())
+
+
+def _encoded_env_names() -> tuple[Any, ...] | None:
+    encode = getattr(os.environ, "encodekey", None)
+    return None if encode is None else tuple(encode(name) for name in _ENV_NAMES)
+
+
+_ENV_KEYS = _encoded_env_names()
+
+
+def _read_environ() -> tuple[Any, ...]:
+    data = getattr(os.environ, "_data", None)
+    if _ENV_KEYS is not None and type(data) is dict:
+        return (data.get(_ENV_KEYS[0]), data.get(_ENV_KEYS[1]))
+    return tuple([os.environ.get(name) for name in _ENV_NAMES])
+
+
+def _decode_environ(raw: tuple[Any, ...]) -> tuple[str | None, ...]:
+    decode = getattr(os.environ, "decodevalue", None)
+    return tuple(
+        value if value is None or isinstance(value, str) or decode is None else decode(value)
+        for value in raw
+    )
+
+
+def _snapshot(rng: bool, randomly: bool) -> _Snapshot:
+    return _Snapshot(_read_flags(), _read_environ(), _rng_states(randomly) if rng else None)
+
+
+def _rng_states(randomly: bool) -> tuple[tuple[str, Any], ...]:
+    states: list[tuple[str, Any]] = []
+    # pytest-randomly reseeds random and numpy before and after every test, so
+    # their state never carries over from one test to the next: not checked.
+    if not randomly:
+        import random
+
+        states.append(("random", random.getstate()))
+        np_random = sys.modules.get("numpy.random")
+        if np_random is not None:
+            state = np_random.get_state(legacy=True)
+            if isinstance(state, tuple):  # MT19937: (name, key, pos, has_gauss, gauss)
+                state = (state[1].tobytes(), *state[2:])
+            else:  # another bit generator: a dict that may hold arrays
+                state = pickle.dumps(state)
+            states.append(("numpy.random", state))
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        states.append(("torch", torch.default_generator.get_state()))
+        cuda = getattr(torch, "cuda", None)
+        if cuda is not None and cuda.is_initialized():
+            for index, generator in enumerate(cuda.default_generators):
+                states.append((f"torch.cuda:{index}", generator.get_state()))
+    return tuple(states)
+
+
+def _same_state(old: Any, new: Any) -> bool:
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(old, torch.Tensor):
+        return bool(torch.equal(old, new))
+    return bool(old == new)
+
+
+def _show(value: object) -> str:
+    return "unset" if value is None else repr(value)
+
+
+def _settings_changes(before: _Snapshot, after: _Snapshot) -> list[str]:
+    changes: list[str] = []
+    if before.flags is not None and after.flags is not None and before.flags != after.flags:
+        from .sources.flags import _precision_nodes
+
+        names = _FLAG_NAMES + tuple(
+            _PRECISION_NODE_NAMES.get(node, f"fp32_precision{node}") for node in _precision_nodes()
+        )
+        for name, old, new in zip(names, before.flags, after.flags, strict=False):
+            if old != new:
+                # None: torch refused to read a legacy TF32 setting after mixed settings.
+                shown = ["<unreadable>" if value is None else repr(value) for value in (old, new)]
+                changes.append(f"{name}: {shown[0]} -> {shown[1]}")
+    if before.environ != after.environ:
+        old_env, new_env = _decode_environ(before.environ), _decode_environ(after.environ)
+        for name, old, new in zip(_ENV_NAMES, old_env, new_env, strict=True):
+            if old != new:
+                changes.append(f"{name}: {_show(old)} -> {_show(new)}")
+    return changes
+
+
+def _restore_settings(before: _Snapshot, after: _Snapshot) -> None:
+    if before.flags is not None and after.flags is not None and before.flags != after.flags:
+        _FLAGS.restore(_unflatten(before.flags))
+    if before.environ != after.environ:
+        _ENVIRON.restore(_decode_environ(before.environ))
+
+
+def _rng_changes(before: _Snapshot, after: _Snapshot) -> list[str]:
+    if before.rng is None or after.rng is None:
+        return []
+    old = dict(before.rng)
+    return [name for name, state in after.rng if name in old and not _same_state(old[name], state)]
+
+
+# -- fixture ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def seedscope_scope(request: pytest.FixtureRequest) -> ActiveScope | None:
+    """The test's active seedscope scope (``.seed`` is its seed), or None outside one."""
+    run = request.node.stash.get(_BEGUN, None)
+    return run.active if isinstance(run, _Run) else None
