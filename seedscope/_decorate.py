@@ -20,10 +20,15 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import wrapt
 
-from ._scope import ActiveScope, _enter, _resume, _stack, _suspend
+from ._scope import ActiveScope, Scope, _enter, _resume, _stack, _suspend
 
 if TYPE_CHECKING:
-    from ._scope import Scope
+    from contextlib import AbstractContextManager
+    from typing import TypeAlias
+
+    from ._streams import PrivateStream
+
+    _Region: TypeAlias = "Scope | PrivateStream"
 
 __all__ = ["decorate"]
 
@@ -56,7 +61,7 @@ class _Stepper:
         _suspend(self._active)
 
 
-def _drive(step: _Stepper, inner: _Steppable) -> Generator[Any, Any, Any]:
+def _drive(step: AbstractContextManager[Any], inner: _Steppable) -> Generator[Any, Any, Any]:
     """``yield from inner``, with every step of ``inner`` run in the scope's own state."""
     to_send: Any = None
     to_throw: BaseException | None = None
@@ -85,7 +90,7 @@ class _SteppedAwaitable:
 
     __slots__ = ("_inner", "_step")
 
-    def __init__(self, step: _Stepper, inner: Any) -> None:
+    def __init__(self, step: AbstractContextManager[Any], inner: Any) -> None:
         self._step = step
         self._inner = inner
 
@@ -93,32 +98,37 @@ class _SteppedAwaitable:
         return _drive(self._step, self._inner)
 
 
+def _step_for(scope: _Region) -> AbstractContextManager[Any]:
+    """What runs each step of a generator or coroutine: a fresh entry's stepper, or the stream."""
+    return _Stepper(scope) if isinstance(scope, Scope) else scope
+
+
 def _plain_call(
-    scope: Scope, wrapped: Callable[..., _T], instance: object, args: Any, kwargs: Any
+    scope: _Region, wrapped: Callable[..., _T], instance: object, args: Any, kwargs: Any
 ) -> _T:
     with scope:
         return wrapped(*args, **kwargs)
 
 
 def _generator_call(
-    scope: Scope, wrapped: Callable[..., Any], instance: object, args: Any, kwargs: Any
+    scope: _Region, wrapped: Callable[..., Any], instance: object, args: Any, kwargs: Any
 ) -> Generator[Any, Any, Any]:
-    return _drive(_Stepper(scope), wrapped(*args, **kwargs))
+    return _drive(_step_for(scope), wrapped(*args, **kwargs))
 
 
 def _coroutine_call(
-    scope: Scope, wrapped: Callable[..., Any], instance: object, args: Any, kwargs: Any
+    scope: _Region, wrapped: Callable[..., Any], instance: object, args: Any, kwargs: Any
 ) -> Coroutine[Any, Any, Any]:
     async def run(awaitable: Awaitable[Any]) -> Any:
-        return await _SteppedAwaitable(_Stepper(scope), awaitable)
+        return await _SteppedAwaitable(_step_for(scope), awaitable)
 
     return run(wrapped(*args, **kwargs))
 
 
-async def _async_generator(scope: Scope, agen: Any) -> AsyncGenerator[Any, Any]:
+async def _async_generator(scope: _Region, agen: Any) -> AsyncGenerator[Any, Any]:
     # One _Stepper for the whole generator: each asend/athrow/aclose awaitable
     # is itself stepped, so the state persists between the generator's steps.
-    step = _Stepper(scope)
+    step = _step_for(scope)
 
     def stepped(awaitable: Any) -> _SteppedAwaitable:
         return _SteppedAwaitable(step, awaitable)
@@ -140,12 +150,12 @@ async def _async_generator(scope: Scope, agen: Any) -> AsyncGenerator[Any, Any]:
 
 
 def _async_generator_call(
-    scope: Scope, wrapped: Callable[..., Any], instance: object, args: Any, kwargs: Any
+    scope: _Region, wrapped: Callable[..., Any], instance: object, args: Any, kwargs: Any
 ) -> AsyncGenerator[Any, Any]:
     return _async_generator(scope, wrapped(*args, **kwargs))
 
 
-def _decorate_test_case(scope: Scope, cls: type[unittest.TestCase]) -> Any:
+def _decorate_test_case(scope: _Region, cls: type[unittest.TestCase]) -> Any:
     # TestCase.run covers setUp, the test, tearDown and cleanups, and returns
     # normally even when setUp raises or the test is skipped.
     for name in ("run", "debug"):
@@ -170,7 +180,7 @@ def _decorate_test_case(scope: Scope, cls: type[unittest.TestCase]) -> Any:
     return cls
 
 
-def decorate(scope: Scope, target: Any) -> Any:
+def decorate(scope: _Region, target: Any) -> Any:
     """Wrap ``target`` so that it runs in ``scope``; see :meth:`Scope.__call__`."""
     if isinstance(target, type):
         if issubclass(target, unittest.TestCase):

@@ -76,7 +76,15 @@ class Scope:
     Made by :func:`deterministic` and :func:`isolated`; see those for what it does.
     """
 
-    __slots__ = ("_seed", "_seeding", "_sources", "_strict", "_warn_only")
+    __slots__ = (
+        "_generators",
+        "_per_rank",
+        "_seed",
+        "_seeding",
+        "_sources",
+        "_strict",
+        "_warn_only",
+    )
 
     def __init__(
         self,
@@ -86,8 +94,10 @@ class Scope:
         strict: bool,
         warn_only: bool,
         sources: Iterable[str | Source] | None,
+        generators: Iterable[Any] | None = None,
+        per_rank: bool = False,
     ) -> None:
-        for name, flag in (("strict", strict), ("warn_only", warn_only)):
+        for name, flag in (("strict", strict), ("warn_only", warn_only), ("per_rank", per_rank)):
             if not isinstance(flag, bool):
                 raise TypeError(f"{name} must be True or False, not {flag!r}")
         if warn_only and not strict:
@@ -99,7 +109,15 @@ class Scope:
         self._seeding = seeding
         self._strict = strict
         self._warn_only = warn_only
+        self._per_rank = per_rank
         self._sources = resolve_sources(sources, strict=strict, warn_only=warn_only)
+        self._generators: tuple[Any, ...] = ()
+        if generators is not None:
+            from ._generators import generator_sources
+
+            owned = generator_sources(generators)
+            self._generators = tuple(source.generator for source in owned)
+            self._sources += owned
 
     @property
     def seed(self) -> int | None:
@@ -118,12 +136,25 @@ class Scope:
     def sources(self) -> tuple[Source, ...]:
         return self._sources
 
+    @property
+    def generators(self) -> tuple[Any, ...]:
+        """The user-owned generator objects this scope seeds and restores, in order."""
+        return self._generators
+
+    @property
+    def per_rank(self) -> bool:
+        """Whether each entry seeds with ``derive_seed(seed, "rank", rank)``."""
+        return self._per_rank
+
     def __repr__(self) -> str:
+        owned = f"generators=[{len(self._generators)} generators]" if self._generators else ""
         if not self._seeding:
-            return "isolated()"
+            return f"isolated({owned})"
         options = "".join(
-            f", {name}=True" for name in ("strict", "warn_only") if getattr(self, name)
+            f", {name}=True" for name in ("strict", "warn_only", "per_rank") if getattr(self, name)
         )
+        if owned:
+            options += f", {owned}"
         return f"deterministic({self._seed}{options})"
 
     # -- context manager ---------------------------------------------------
@@ -185,7 +216,7 @@ def _top_of(scope: Scope) -> ActiveScope:
 def _enter(scope: Scope) -> ActiveScope:
     seed: int | None = None
     if scope._seeding:
-        seed = seed_from_environment() if scope._seed is None else scope._seed
+        seed = _entry_seed(scope)
     active = ActiveScope(scope, seed)
     active._saved = _capture(scope._sources)
     _push(active)
@@ -198,6 +229,17 @@ def _enter(scope: Scope) -> ActiveScope:
             _restore(active._saved)
             raise
     return active
+
+
+def _entry_seed(scope: Scope) -> int:
+    """The seed an entry of a seeding scope applies: the scope's (or $SEEDSCOPE_SEED), per rank."""
+    seed = seed_from_environment() if scope._seed is None else scope._seed
+    if scope._per_rank:
+        from ._derive import derive_seed
+        from ._distributed import get_rank
+
+        seed = derive_seed(seed, "rank", get_rank())
+    return seed
 
 
 def _exit(active: ActiveScope) -> None:
@@ -314,6 +356,8 @@ def deterministic(
     strict: bool = False,
     warn_only: bool = False,
     sources: Iterable[str | Source] | None = None,
+    generators: Iterable[Any] | None = None,
+    per_rank: bool = False,
 ) -> Scope: ...
 def deterministic(
     seed: Any = None,
@@ -321,6 +365,8 @@ def deterministic(
     strict: bool = False,
     warn_only: bool = False,
     sources: Iterable[str | Source] | None = None,
+    generators: Iterable[Any] | None = None,
+    per_rank: bool = False,
 ) -> Any:
     """A scope that seeds all global random state and restores it afterwards.
 
@@ -337,6 +383,14 @@ def deterministic(
     (``warn_only`` as in ``torch.use_deterministic_algorithms``), fills
     uninitialized memory, turns TF32 off and sets ``CUBLAS_WORKSPACE_CONFIG``.
 
+    ``generators`` lists generator objects of your own (``torch.Generator``,
+    ``np.random.Generator``, ``np.random.RandomState``, ``random.Random``) to
+    seed and restore too; the one at position ``i`` is seeded with
+    ``derive_seed(seed, "generators", i)``. ``per_rank=True`` gives each
+    process of a multi-process run its own seed, ``derive_seed(seed, "rank",
+    rank)``, with the rank read at entry from ``torch.distributed`` (when
+    initialized) or ``$RANK``.
+
     Use it as a context manager, an async context manager, or a decorator
     (``@deterministic``, ``@deterministic(7)``) on functions, coroutines,
     generators and ``unittest.TestCase`` classes.
@@ -349,20 +403,35 @@ def deterministic(
     >>> first == second
     True
     """
+    options: dict[str, Any] = {
+        "strict": strict,
+        "warn_only": warn_only,
+        "sources": sources,
+        "generators": generators,
+        "per_rank": per_rank,
+    }
     if callable(seed) or isinstance(seed, (classmethod, staticmethod)):
-        return Scope(None, seeding=True, strict=strict, warn_only=warn_only, sources=sources)(seed)
-    return Scope(seed, seeding=True, strict=strict, warn_only=warn_only, sources=sources)
+        return Scope(None, seeding=True, **options)(seed)
+    return Scope(seed, seeding=True, **options)
 
 
 @overload
 def isolated(target: _Target, /) -> _Target: ...
 @overload
-def isolated(*, sources: Iterable[str | Source] | None = None) -> Scope: ...
-def isolated(target: Any = None, *, sources: Iterable[str | Source] | None = None) -> Any:
+def isolated(
+    *, sources: Iterable[str | Source] | None = None, generators: Iterable[Any] | None = None
+) -> Scope: ...
+def isolated(
+    target: Any = None,
+    *,
+    sources: Iterable[str | Source] | None = None,
+    generators: Iterable[Any] | None = None,
+) -> Any:
     """A scope that saves and restores global random state without seeding anything.
 
     For code that only consumes randomness (an evaluation pass inside a
-    training loop) and must not shift the caller's streams.
+    training loop) and must not shift the caller's streams. ``generators``
+    lists generator objects of your own to save and restore as well.
 
     >>> import random
     >>> random.seed(1)
@@ -373,7 +442,9 @@ def isolated(target: Any = None, *, sources: Iterable[str | Source] | None = Non
     >>> after == random.random()
     True
     """
-    scope = Scope(None, seeding=False, strict=False, warn_only=False, sources=sources)
+    scope = Scope(
+        None, seeding=False, strict=False, warn_only=False, sources=sources, generators=generators
+    )
     if target is None:
         return scope
     return scope(target)

@@ -15,11 +15,25 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from .._plain import expect_fields, read_int
 from .base import Source
+from .torch import dump_tensor, load_tensor
 
 __all__ = ["Accelerators"]
 
 _QUEUED_TRACEBACK = ["seed queued by a seedscope scope; it runs when the device starts\n"]
+_RESTORED_TRACEBACK = ["states restored from a seedscope snapshot; set when the device starts\n"]
+# CUDA and XPU generators are Philox: an 8-byte seed and an 8-byte offset.
+_PHILOX_STATE_SIZE = 16
+
+
+class _Loaded:
+    """Per-device states read from a snapshot's plain data, for ``restore``."""
+
+    __slots__ = ("states",)
+
+    def __init__(self, states: Any) -> None:
+        self.states = states
 
 
 class _LazyBackend:
@@ -31,6 +45,26 @@ class _LazyBackend:
 
     def _generators(self) -> tuple[Any, ...]:
         return tuple(self.module.default_generators)
+
+    def device_count(self) -> int:
+        count: int = self.module.device_count()  # does not start the backend
+        return count
+
+    def dump(self, state: tuple[bool, Any]) -> list[Any] | None:
+        was_initialized, saved = state
+        return [dump_tensor(s) for s in saved] if was_initialized else None
+
+    def load(self, states: list[Any], what: str) -> _Loaded:
+        if self.module.is_initialized():
+            sizes = [len(g.get_state()) for g in self._generators()]
+        else:
+            sizes = [_PHILOX_STATE_SIZE] * len(states)
+        return _Loaded(
+            [
+                load_tensor(s, f"{what}[{i}]", size=size)
+                for i, (s, size) in enumerate(zip(states, sizes, strict=True))
+            ]
+        )
 
     def capture(self) -> tuple[bool, Any]:
         if self.module.is_initialized():
@@ -53,7 +87,10 @@ class _LazyBackend:
         # What module.manual_seed_all does, minus its ~50 us traceback capture.
         module._lazy_seed_tracker.queue_seed_all(seed_all, _QUEUED_TRACEBACK)
 
-    def restore(self, state: tuple[bool, Any]) -> None:
+    def restore(self, state: tuple[bool, Any] | _Loaded) -> None:
+        if isinstance(state, _Loaded):
+            self._restore_loaded(state.states)
+            return
         was_initialized, saved = state
         if was_initialized:
             for generator, generator_state in zip(self._generators(), saved, strict=True):
@@ -72,6 +109,21 @@ class _LazyBackend:
                 if queued is not None:
                     queued[0]()
 
+    def _restore_loaded(self, states: list[Any]) -> None:
+        if self.module.is_initialized():
+            for generator, generator_state in zip(self._generators(), states, strict=True):
+                generator.set_state(generator_state)
+            return
+        module = self.module
+
+        def set_all() -> None:
+            for generator, generator_state in zip(module.default_generators, states, strict=True):
+                generator.set_state(generator_state)
+
+        # Queued like a manual_seed_all, and as the latest call: it runs when
+        # the backend starts, after any seed queued before it.
+        module._lazy_seed_tracker.queue_seed_all(set_all, _RESTORED_TRACEBACK)
+
 
 class _EagerBackend:
     """Backends whose generators exist as soon as torch is imported (mps, others)."""
@@ -82,9 +134,19 @@ class _EagerBackend:
         get: Callable[[], Any],
         set_: Callable[[Any], None],
         seed: Callable[[int], None],
+        *,
+        per_device: bool,
     ) -> None:
         self.name = name
         self._get, self._set, self._seed = get, set_, seed
+        # get returns one state for all devices (mps), or one per device
+        self._per_device = per_device
+
+    def _states(self, saved: Any) -> list[Any]:
+        return list(saved) if self._per_device else [saved]
+
+    def device_count(self) -> int:
+        return len(self._states(self._get()))
 
     def capture(self) -> tuple[bool, Any]:
         return True, self._get()
@@ -92,8 +154,23 @@ class _EagerBackend:
     def seed(self, seed: int) -> None:
         self._seed(seed)
 
-    def restore(self, state: tuple[bool, Any]) -> None:
-        self._set(state[1])
+    def restore(self, state: tuple[bool, Any] | _Loaded) -> None:
+        if isinstance(state, _Loaded):
+            self._set(state.states if self._per_device else state.states[0])
+        else:
+            self._set(state[1])
+
+    def dump(self, state: tuple[bool, Any]) -> list[Any] | None:
+        return [dump_tensor(s) for s in self._states(state[1])]
+
+    def load(self, states: list[Any], what: str) -> _Loaded:
+        sizes = [len(s) for s in self._states(self._get())]
+        return _Loaded(
+            [
+                load_tensor(s, f"{what}[{i}]", size=size)
+                for i, (s, size) in enumerate(zip(states, sizes, strict=True))
+            ]
+        )
 
 
 _Backend = _LazyBackend | _EagerBackend
@@ -115,7 +192,11 @@ def _backends() -> tuple[_Backend, ...]:
             found.append(_LazyBackend(module))
     mps = getattr(torch, "mps", None)
     if mps is not None and torch.backends.mps.is_available():
-        found.append(_EagerBackend("mps", mps.get_rng_state, mps.set_rng_state, mps.manual_seed))
+        found.append(
+            _EagerBackend(
+                "mps", mps.get_rng_state, mps.set_rng_state, mps.manual_seed, per_device=False
+            )
+        )
     accelerator = getattr(torch, "accelerator", None)
     if accelerator is not None and accelerator.is_available():
         kind = accelerator.current_accelerator().type
@@ -128,6 +209,7 @@ def _backends() -> tuple[_Backend, ...]:
                         module.get_rng_state_all,
                         module.set_rng_state_all,
                         module.manual_seed_all,
+                        per_device=True,
                     )
                 )
     return tuple(found)
@@ -149,3 +231,46 @@ class Accelerators(Source):
     def restore(self, state: Any) -> None:
         for backend, backend_state in state:
             backend.restore(backend_state)
+
+    def dump_state(self, state: Any) -> Any:
+        return {
+            backend.name: {"devices": backend.device_count(), "states": backend.dump(saved)}
+            for backend, saved in state
+        }
+
+    def load_state(self, data: Any) -> Any:
+        """Per-device states, for exactly as many devices of each kind as this process has.
+
+        A snapshot's accelerator states are tied to its devices: one taken with
+        another number of devices of any kind is refused, since there is no
+        right way to spread its streams over other devices.
+        """
+        if not isinstance(data, dict):
+            raise ValueError(f"state must be a dict, not {type(data).__name__}")
+        here = {backend.name: backend for backend in _backends()}
+        saved: dict[str, tuple[int, Any]] = {}
+        for name, entry in data.items():
+            fields = expect_fields(entry, f"state {name!r}", ("devices", "states"))
+            count = read_int(fields["devices"], f"state {name!r} 'devices'", low=0, high=2**16)
+            states = fields["states"]
+            if states is not None and (not isinstance(states, list) or len(states) != count):
+                raise ValueError(
+                    f"state {name!r} 'states' must be null or a list of {count} device states"
+                )
+            saved[name] = (count, states)
+        for name in sorted(set(here) | set(saved)):
+            count_here = here[name].device_count() if name in here else 0
+            count_saved = saved[name][0] if name in saved else 0
+            if count_here != count_saved:
+                raise ValueError(
+                    f"the snapshot was taken with {count_saved} {name} device(s) and this "
+                    f"process has {count_here}: accelerator states are only restored onto "
+                    "the same devices they were saved from (to load the other parts, leave "
+                    "'accelerators' out of sources=)"
+                )
+        loaded = []
+        for name, backend in here.items():
+            states = saved[name][1] if name in saved else None
+            if states is not None:
+                loaded.append((backend, backend.load(states, f"state {name!r} 'states'")))
+        return loaded

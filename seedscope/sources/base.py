@@ -20,6 +20,10 @@ class Source(abc.ABC):
     ``capture`` must not change anything; ``seed`` puts the state into the
     scope's reproducible state (for settings sources: applies the settings);
     ``restore`` takes exactly what ``capture`` returned.
+
+    ``dump_state`` and ``load_state`` turn a captured state into plain data and
+    back, for :meth:`Snapshot.state_dict() <seedscope.Snapshot.state_dict>`;
+    the defaults handle states that already are plain data.
     """
 
     #: Short name, used in error messages and by ``deterministic(sources=...)``.
@@ -41,6 +45,31 @@ class Source(abc.ABC):
     @abc.abstractmethod
     def restore(self, state: Any) -> None:
         """Put back a snapshot returned by :meth:`capture`."""
+
+    def dump_state(self, state: Any) -> Any:
+        """Return ``state`` (from :meth:`capture`) as plain data: what JSON can hold.
+
+        Plain data is dicts with ``str`` keys, lists, ``str``, ``int``, finite
+        ``float``, ``bool`` and ``None``; no tuples, since JSON gives them back
+        as lists. The default returns ``state`` itself if it is plain data and
+        raises ``TypeError`` otherwise.
+        """
+        from .._plain import is_plain
+
+        if not is_plain(state):
+            raise TypeError(
+                f"the state of source {self.name!r} is not plain data (JSON types, no "
+                f"tuples): {type(self).__name__} must implement dump_state and load_state"
+            )
+        return state
+
+    def load_state(self, data: Any) -> Any:
+        """Check plain data from :meth:`dump_state` and return the state for :meth:`restore`.
+
+        Raise ``ValueError`` (or ``TypeError``) if ``data`` is not a valid state;
+        change nothing. The default returns ``data`` unchanged.
+        """
+        return data
 
     def __repr__(self) -> str:
         return f"<seedscope source {self.name!r}>"

@@ -10,8 +10,10 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+from typing import Any
 
 from .._errors import SeedscopeWarning
+from .._plain import expect_fields, read_optional_str
 from .base import Source
 
 __all__ = ["EnvironmentVariables", "cublas_config_needed"]
@@ -76,6 +78,16 @@ class EnvironmentVariables(Source):
     def restore(self, state: tuple[str | None, ...]) -> None:
         _set_or_unset(HASH_SEED, state[0])
         _set_or_unset(CUBLAS_CONFIG, state[1])
+
+    def dump_state(self, state: tuple[str | None, ...]) -> Any:
+        return {HASH_SEED: state[0], CUBLAS_CONFIG: state[1]}
+
+    def load_state(self, data: Any) -> tuple[str | None, str | None]:
+        fields = expect_fields(data, "state", (HASH_SEED, CUBLAS_CONFIG))
+        return (
+            read_optional_str(fields[HASH_SEED], f"state {HASH_SEED!r}"),
+            read_optional_str(fields[CUBLAS_CONFIG], f"state {CUBLAS_CONFIG!r}"),
+        )
 
 
 def _set_or_unset(name: str, value: str | None) -> None:

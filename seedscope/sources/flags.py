@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from .._plain import expect_fields, read_bool
 from .base import Source
 
 __all__ = ["TorchFlags"]
@@ -104,6 +105,19 @@ def _write_precision(c: Any, values: tuple[Any, ...]) -> None:
         c._set_fp32_precision_setter(*node, value)
 
 
+_MATMUL_PRECISIONS = ("highest", "high", "medium")
+_FP32_PRECISIONS = ("none", "ieee", "tf32", "bf16")
+
+
+def _valid_precision(position: int, value: object) -> bool:
+    """Whether ``value`` can be written back at ``position`` of a saved precision tuple."""
+    if position < 2:  # cuBLAS and cuDNN allow_tf32; None: unreadable when saved
+        return value is None or type(value) is bool
+    if position == 2:  # float32 matmul precision
+        return value is None or value in _MATMUL_PRECISIONS
+    return value in _FP32_PRECISIONS
+
+
 def _read(c: Any) -> _Settings:
     return _Settings(
         c._get_cudnn_deterministic(),
@@ -170,3 +184,25 @@ class TorchFlags(Source):
             c._set_deterministic_fill_uninitialized_memory(state.fill_uninitialized_memory)
         if current.precision != state.precision:
             _write_precision(c, state.precision)
+
+    def dump_state(self, state: _Settings) -> Any:
+        plain: dict[str, Any] = state._asdict()
+        plain["precision"] = list(state.precision)
+        return plain
+
+    def load_state(self, data: Any) -> _Settings:
+        fields = expect_fields(data, "state", _Settings._fields)
+        flags = {
+            name: read_bool(fields[name], f"state {name!r}") for name in _Settings._fields[:-1]
+        }
+        precision = fields["precision"]
+        expected = len(_LEGACY_PRECISION) + len(_precision_nodes())
+        if not isinstance(precision, list) or len(precision) != expected:
+            raise ValueError(
+                f"state 'precision' must be a list of {expected} TF32 settings (this torch "
+                f"has {expected}), got {precision!r}"
+            )
+        for position, value in enumerate(precision):
+            if not _valid_precision(position, value):
+                raise ValueError(f"state 'precision'[{position}] is not a valid setting: {value!r}")
+        return _Settings(**flags, precision=tuple(precision))

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 from typing import Any
 
+from .._plain import b64, expect_fields, read_bytes, read_float, read_int
 from .base import Source
 
-__all__ = ["NumpyGlobal"]
+__all__ = ["NumpyGlobal", "dump_legacy_state", "load_legacy_state"]
+
+_WORDS = 624
 
 
 class NumpyGlobal(Source):
@@ -23,3 +27,41 @@ class NumpyGlobal(Source):
 
     def restore(self, state: Any) -> None:
         sys.modules["numpy.random"].set_state(state)
+
+    def dump_state(self, state: Any) -> Any:
+        return dump_legacy_state(state)
+
+    def load_state(self, data: Any) -> Any:
+        return load_legacy_state(data, "state")
+
+
+def dump_legacy_state(state: Any) -> dict[str, Any]:
+    """A ``RandomState`` state (``get_state(legacy=False)``) as plain data."""
+    return {
+        "bit_generator": state["bit_generator"],
+        "key": b64(state["state"]["key"].astype("<u4").tobytes()),
+        "pos": int(state["state"]["pos"]),
+        "has_gauss": int(state["has_gauss"]),
+        "gauss": float(state["gauss"]),
+    }
+
+
+def load_legacy_state(data: Any, what: str) -> dict[str, Any]:
+    fields = expect_fields(data, what, ("bit_generator", "key", "pos", "has_gauss", "gauss"))
+    if fields["bit_generator"] != "MT19937":
+        raise ValueError(
+            f"{what} 'bit_generator' must be 'MT19937', got {fields['bit_generator']!r}"
+        )
+    np = importlib.import_module("numpy")
+    key = read_bytes(fields["key"], f"{what} 'key'", size=4 * _WORDS)
+    state = {
+        "bit_generator": "MT19937",
+        "state": {
+            "key": np.frombuffer(key, dtype="<u4").astype(np.uint32),
+            "pos": read_int(fields["pos"], f"{what} 'pos'", low=0, high=_WORDS),
+        },
+        "has_gauss": read_int(fields["has_gauss"], f"{what} 'has_gauss'", low=0, high=1),
+        "gauss": read_float(fields["gauss"], f"{what} 'gauss'"),
+    }
+    np.random.RandomState().set_state(state)  # numpy checks it too, on a throwaway generator
+    return state

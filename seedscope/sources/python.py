@@ -5,9 +5,12 @@ from __future__ import annotations
 import random
 from typing import Any
 
+from .._plain import expect_fields, read_float, read_int, words_from_b64, words_to_b64
 from .base import Source
 
-__all__ = ["PythonRandom"]
+__all__ = ["PythonRandom", "load_random_state"]
+
+_WORDS = 624  # MT19937's state, then the position in it
 
 
 class PythonRandom(Source):
@@ -22,3 +25,28 @@ class PythonRandom(Source):
 
     def restore(self, state: Any) -> None:
         random.setstate(state)
+
+    def dump_state(self, state: Any) -> Any:
+        version, internal, gauss_next = state
+        return {
+            "version": version,
+            "key": words_to_b64(internal[:-1]),
+            "pos": internal[-1],
+            "gauss_next": gauss_next,
+        }
+
+    def load_state(self, data: Any) -> Any:
+        return load_random_state(data, "state")
+
+
+def load_random_state(data: Any, what: str) -> tuple[Any, ...]:
+    """A ``random.Random`` state from :meth:`PythonRandom.dump_state`'s plain data."""
+    fields = expect_fields(data, what, ("version", "key", "pos", "gauss_next"))
+    version = read_int(fields["version"], f"{what} 'version'", low=3, high=3)
+    key = words_from_b64(fields["key"], f"{what} 'key'", count=_WORDS)
+    pos = read_int(fields["pos"], f"{what} 'pos'", low=0, high=_WORDS)
+    gauss = fields["gauss_next"]
+    gauss_next = None if gauss is None else read_float(gauss, f"{what} 'gauss_next'")
+    state = (version, (*key, pos), gauss_next)
+    random.Random().setstate(state)  # let random check it too, on a throwaway generator
+    return state

@@ -1,0 +1,199 @@
+"""User-owned generators: ``deterministic(seed, generators=[...])`` and ``capture(generators=...)``.
+
+Each generator object gets a source of its own, placed after the global
+sources, so the engine captures, seeds and restores it like any other state.
+The generator at position ``i`` is seeded with ``derive_seed(seed, "generators", i)``:
+each one has its own stream, and none repeats a global stream.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+from ._derive import derive_seed
+from ._plain import b64, expect_fields, read_bytes, read_int, read_str
+from .sources.base import Source
+
+__all__ = ["GeneratorSource", "generator_sources"]
+
+_KINDS = "torch.Generator, numpy.random.Generator, numpy.random.RandomState or random.Random"
+
+
+def _kind(obj: object) -> str:
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(obj, torch.Generator):
+        return "torch"
+    np = sys.modules.get("numpy")
+    if np is not None:
+        if isinstance(obj, np.random.Generator):
+            return "numpy"
+        if isinstance(obj, np.random.RandomState):
+            return "numpy.RandomState"
+    if isinstance(obj, random.Random):
+        if isinstance(obj, random.SystemRandom):
+            raise TypeError(
+                "random.SystemRandom reads the operating system's entropy: it has no state "
+                "to seed or restore"
+            )
+        return "random"
+    raise TypeError(f"generators items must be a {_KINDS}, not {type(obj).__name__} {obj!r}")
+
+
+class GeneratorSource(Source):
+    """The state of one generator object that the user owns."""
+
+    module = None
+
+    def __init__(self, generator: Any, index: int) -> None:
+        self.generator = generator
+        self.index = index
+        self.kind = _kind(generator)
+        self.name = f"generators[{index}]"
+
+    def capture(self) -> Any:
+        g, kind = self.generator, self.kind
+        if kind == "torch":
+            return g.get_state()
+        if kind == "numpy":
+            return g.bit_generator.state
+        if kind == "numpy.RandomState":
+            return g.get_state(legacy=False)
+        return g.getstate()
+
+    def seed(self, seed: int) -> None:
+        g, kind = self.generator, self.kind
+        derived = derive_seed(seed, "generators", self.index)
+        if kind == "torch":
+            g.manual_seed(derived)
+        elif kind == "numpy":
+            # What np.random.default_rng(derived) holds, for this bit generator type.
+            g.bit_generator.state = type(g.bit_generator)(derived).state
+        else:  # random.Random and RandomState
+            g.seed(derived)
+
+    def restore(self, state: Any) -> None:
+        g, kind = self.generator, self.kind
+        if kind == "torch":
+            g.set_state(state)
+        elif kind == "numpy":
+            g.bit_generator.state = state
+        elif kind == "numpy.RandomState":
+            g.set_state(state)
+        else:
+            g.setstate(state)
+
+    # -- plain data ------------------------------------------------------------
+
+    def dump_state(self, state: Any) -> Any:
+        kind = self.kind
+        if kind == "torch":
+            return {"kind": kind, "state": b64(state.numpy().tobytes())}
+        if kind == "numpy":
+            return {"kind": kind, "state": _dump_numpy(state)}
+        if kind == "numpy.RandomState":
+            from .sources.numpy import dump_legacy_state
+
+            return {"kind": kind, "state": dump_legacy_state(state)}
+        from .sources.python import PythonRandom
+
+        return {"kind": kind, "state": PythonRandom().dump_state(state)}
+
+    def load_state(self, data: Any) -> Any:
+        fields = expect_fields(data, "state", ("kind", "state"))
+        kind = read_str(fields["kind"], "state 'kind'")
+        if kind != self.kind:
+            raise ValueError(
+                f"holds the state of a {kind} but the generator given is a {self.kind}"
+            )
+        value = fields["state"]
+        if kind == "torch":
+            return self._load_torch(value)
+        if kind == "numpy":
+            return self._load_numpy(value)
+        if kind == "numpy.RandomState":
+            from .sources.numpy import load_legacy_state
+
+            return load_legacy_state(value, "state 'state'")
+        from .sources.python import load_random_state
+
+        return load_random_state(value, "state 'state'")
+
+    def _load_torch(self, value: object) -> Any:
+        torch = sys.modules["torch"]
+        g = self.generator
+        data = read_bytes(value, "state 'state'", size=len(g.get_state()))
+        state = torch.frombuffer(bytearray(data), dtype=torch.uint8)
+        if g.device.type == "cpu":
+            try:
+                torch.Generator().set_state(state)  # torch checks it on a throwaway generator
+            except RuntimeError as exc:
+                raise ValueError(f"'state' is not a valid torch generator state: {exc}") from None
+        return state
+
+    def _load_numpy(self, value: object) -> Any:
+        bit_generator = self.generator.bit_generator
+        state = _load_numpy(value, "state 'state'")
+        name = type(bit_generator).__name__
+        if not isinstance(state, dict) or state.get("bit_generator") != name:
+            raise ValueError(f"'state' is not the state of a {name} bit generator")
+        try:
+            type(bit_generator)().state = state  # numpy checks it on a throwaway generator
+        except (TypeError, ValueError, KeyError) as exc:
+            raise ValueError(f"'state' is not a valid {name} state: {exc!r}") from None
+        return state
+
+
+def _dump_numpy(value: Any) -> Any:
+    """A bit generator's state: dicts, ints, strings and arrays (as dtype + base64)."""
+    if isinstance(value, dict):
+        return {key: _dump_numpy(item) for key, item in value.items()}
+    if isinstance(value, (int, str)):
+        return int(value) if isinstance(value, int) else value
+    if hasattr(value, "dtype") and hasattr(value, "tobytes"):
+        array = value.astype(value.dtype.newbyteorder("<"))
+        return {"dtype": array.dtype.str, "shape": list(array.shape), "data": b64(array.tobytes())}
+    raise TypeError(f"unexpected {type(value).__name__} in a numpy bit generator state")
+
+
+def _load_numpy(value: Any, what: str) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"dtype", "shape", "data"}:
+            np = sys.modules["numpy"]
+            dtype = read_str(value["dtype"], f"{what} 'dtype'")
+            if dtype not in ("<u4", "<u8", "<i4", "<i8", "|u1"):
+                raise ValueError(f"{what} has an unexpected array type {dtype!r}")
+            shape = value["shape"]
+            if not isinstance(shape, list):
+                raise ValueError(f"{what} 'shape' must be a list of ints")
+            dims = [read_int(n, f"{what} 'shape'", low=0, high=2**20) for n in shape]
+            size = np.dtype(dtype).itemsize
+            for n in dims:
+                size *= n
+            data = read_bytes(value["data"], f"{what} 'data'", size=size)
+            array = np.frombuffer(data, dtype=dtype).reshape(dims)
+            return array.astype(array.dtype.newbyteorder("="))
+        return {key: _load_numpy(item, f"{what} {key!r}") for key, item in value.items()}
+    if type(value) in (int, str):
+        return value
+    raise ValueError(f"{what} has an unexpected {type(value).__name__}")
+
+
+def generator_sources(generators: Iterable[Any] | None) -> tuple[GeneratorSource, ...]:
+    """Validate ``generators=`` and make one source per generator, in order."""
+    if generators is None:
+        return ()
+    if isinstance(generators, (str, bytes)) or not isinstance(generators, Iterable):
+        raise TypeError(
+            "generators must be a list of generator objects (wrap a single one in [...]), "
+            f"not {type(generators).__name__}"
+        )
+    items = list(generators)
+    seen: set[int] = set()
+    for item in items:
+        if id(item) in seen:
+            raise ValueError(f"generator {item!r} is listed twice")
+        seen.add(id(item))
+    return tuple(GeneratorSource(item, index) for index, item in enumerate(items))
