@@ -1,4 +1,4 @@
-"""Shared fixtures: every test starts and ends with the same process-global state.
+"""Fixtures for the full environment: every test starts and ends with the same global state.
 
 The state is read and written here with plain ``random`` / numpy / torch calls,
 never through seedscope, so a bug in the engine cannot hide in the fixture that

@@ -14,7 +14,7 @@ from typing import Any
 
 from typing_extensions import assert_type
 
-from seedscope import ActiveScope, Scope, deterministic, isolated
+from seedscope import ActiveScope, PrivateStream, Scope, deterministic, isolated, private_stream
 
 
 def sync(x: int, /) -> float:
@@ -131,6 +131,21 @@ async def async_with() -> None:
         assert_type(scope, ActiveScope)
 
 
+# -- private streams and the options of issue 4 ----------------------------------------
+
+assert_type(private_stream(sync), Sync)
+assert_type(private_stream(7)(sync), Sync)
+assert_type(private_stream(7)(generator), Gen)
+assert_type(private_stream(7)(coroutine), Async)
+assert_type(private_stream(7), PrivateStream)
+assert_type(deterministic(7, generators=[], per_rank=True), Scope)
+assert_type(deterministic(7, generators=[])(sync), Sync)
+assert_type(isolated(generators=[])(sync), Sync)
+
+with private_stream(7) as stream_entry:
+    assert_type(stream_entry, ActiveScope)
+
+
 # -- what is refused (strict mode flags an unused ignore, so each line must error) ------
 
 
@@ -138,3 +153,4 @@ def refused() -> None:
     deterministic(7)(3)  # type: ignore[type-var]
     isolated()("not a function")  # type: ignore[type-var]
     deterministic(seed="7")  # type: ignore[call-overload]
+    private_stream(7)(3)  # type: ignore[type-var]
