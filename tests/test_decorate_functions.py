@@ -7,42 +7,11 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import pytest
 import torch
+from _recipe import Draw, draw, nothing, recipe, reseed, stream_after
 
 from seedscope import deterministic, isolated
-
-Draw = tuple[float, float, float]
-
-
-def draw() -> Draw:
-    """One value from each global stream: ``random``, numpy and torch."""
-    return random.random(), float(np.random.random()), torch.rand(1).item()
-
-
-def reseed(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def recipe(seed: int, n: int = 2) -> list[Draw]:
-    """What the documented recipe draws: seed all three streams, then draw."""
-    reseed(seed)
-    return [draw() for _ in range(n)]
-
-
-def stream_after(action: Callable[[], object], n: int = 2) -> list[Draw]:
-    """The caller's next draws, from seed 123, after ``action`` runs."""
-    reseed(123)
-    action()
-    return [draw() for _ in range(n)]
-
-
-def nothing() -> None:
-    pass
-
 
 # Each form of the decorator, with the seed its scope applies (None: isolated).
 FORMS: list[Any] = [
@@ -118,7 +87,7 @@ def no_seed_in_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_every_call_draws_the_recipe_stream(
     decorate: Any, seed: int, make: Callable[[Any], Callable[[], list[Draw]]]
 ) -> None:
-    expected = recipe(seed)
+    expected = recipe(seed, 2)
     decorated = make(decorate)
     reseed(99)
     assert decorated() == expected
@@ -142,7 +111,7 @@ def test_isolated_calls_continue_the_callers_stream_and_give_it_back(
     decorated = make(decorate)
     reseed(5)
     first, second = decorated(), decorated()
-    assert first == second == recipe(5)
+    assert first == second == recipe(5, 2)
 
 
 @pytest.mark.parametrize(("decorate", "seed"), FORMS)
@@ -174,9 +143,9 @@ def test_bare_deterministic_reads_SEEDSCOPE_SEED_at_each_call(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     decorated = as_function(deterministic)
-    assert decorated() == recipe(0)
+    assert decorated() == recipe(0, 2)
     monkeypatch.setenv("SEEDSCOPE_SEED", "11")
-    assert decorated() == recipe(11)
+    assert decorated() == recipe(11, 2)
 
 
 def test_strict_functions_see_deterministic_algorithms_only_inside() -> None:
@@ -224,7 +193,7 @@ def test_a_decorated_call_inside_another_leaves_the_outer_stream_in_place() -> N
     def outer() -> tuple[Draw, list[Draw], Draw]:
         return draw(), inner(), draw()
 
-    seven, eight = recipe(7), recipe(8)
+    seven, eight = recipe(7, 2), recipe(8, 2)
     assert outer() == (seven[0], eight, seven[1])
 
 
@@ -238,7 +207,7 @@ def test_classmethods_bind_the_class_they_are_called_on() -> None:
     class Child(Base):
         pass
 
-    assert Child.create() == (Child, recipe(7)[0][0])
+    assert Child.create() == (Child, recipe(7, 2)[0][0])
     assert Child().create()[0] is Child
 
 
