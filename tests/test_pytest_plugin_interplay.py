@@ -192,7 +192,9 @@ def test_own_seed(n):
 
 
 def run_hypothesis(project: pytest.Pytester, *args: str) -> dict[str, list[object]]:
-    result = project.runpytest("-p", "no:randomly", "-p", "no:cacheprovider", *args)
+    # In a fresh interpreter outside CI: with CI set, Hypothesis loads its "ci"
+    # profile (derandomize=True), which a scope leaves alone by design.
+    result = project.runpytest_subprocess("-p", "no:randomly", "-p", "no:cacheprovider", *args)
     result.assert_outcomes(passed=2)
     found: dict[str, list[object]] = {}
     for name, *values in read_log(project):
@@ -200,7 +202,10 @@ def run_hypothesis(project: pytest.Pytester, *args: str) -> dict[str, list[objec
     return found
 
 
-def test_hypothesis_tests_in_scopes_are_reproducible(project: pytest.Pytester) -> None:
+def test_hypothesis_tests_in_scopes_are_reproducible(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CI", raising=False)
     project.makepyfile(test_props=HYPOTHESIS_TESTS)
     first = run_hypothesis(project, "--seedscope-seed=3")
     assert len(first["test_examples"]) == 25
