@@ -293,22 +293,29 @@ def _push(active: ActiveScope) -> None:
     stack = _stack.get()
     with _lock:
         # Entries outside this stack belong to another thread or task.
-        others = len(_active) - sum(1 for entry in stack if entry in _active)
-    if others:
-        # Before anything changes, so a warning raised as an error leaves no trace.
-        warnings.warn(
-            f"{active.scope!r} entered while {others} scope(s) not enclosing it are active "
-            "in other threads or tasks: random state is process-global, so they draw from "
-            "each other's streams and none of their results are reproducible",
-            ConcurrentScopesWarning,
-            stacklevel=4,
-        )
-    _stack.set((*stack, active))
+        others = len(_active) - (sum(1 for entry in stack if entry in _active) if stack else 0)
+        if not others:
+            _register(active, stack)
+            return
+    # Before anything changes, so a warning raised as an error leaves no trace.
+    warnings.warn(
+        f"{active.scope!r} entered while {others} scope(s) not enclosing it are active "
+        "in other threads or tasks: random state is process-global, so they draw from "
+        "each other's streams and none of their results are reproducible",
+        ConcurrentScopesWarning,
+        stacklevel=4,
+    )
     with _lock:
-        if len(active._saved) < len(active.scope._sources):
-            # Some library is not imported yet: seed it if it is imported now.
-            _imports.install(_wants_module, _on_module_imported)
-        _active.add(active)
+        _register(active, stack)
+
+
+def _register(active: ActiveScope, stack: tuple[ActiveScope, ...]) -> None:
+    """Make ``active`` the innermost scope here (with ``_lock`` held)."""
+    _stack.set((*stack, active))
+    if len(active._saved) < len(active.scope._sources):
+        # Some library is not imported yet: seed it if it is imported now.
+        _imports.install(_wants_module, _on_module_imported)
+    _active.add(active)
 
 
 def _pop(active: ActiveScope) -> None:
