@@ -28,7 +28,7 @@ import os
 import pickle
 import shlex
 import sys
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pytest
@@ -460,11 +460,9 @@ def _seed_hypothesis(item: pytest.Item, seed: int) -> tuple[Any, Any, Any] | Non
 
 # -- leak detection --------------------------------------------------------------------
 #
-# Runs twice per test by default, so the settings are read straight from
-# torch's C getters and os.environ's underlying dict: about a microsecond
-# together, where going through TorchFlags.capture and os.environ.get costs
-# several. A snapshot's layout is TorchFlags' own, flattened, so a leak is put
-# back by TorchFlags.restore.
+# Runs twice per test by default, with the same sources a scope uses
+# (TorchFlags, EnvironmentVariables): a couple of microseconds together, and
+# a leak is put back by the same restore a scope uses.
 
 _FLAGS = TorchFlags()
 _ENVIRON = EnvironmentVariables()
@@ -494,74 +492,21 @@ _ENV_NAMES = ("PYTHONHASHSEED", "CUBLAS_WORKSPACE_CONFIG")  # EnvironmentVariabl
 
 
 class _Snapshot(NamedTuple):
-    flags: tuple[Any, ...] | None  # None: torch not imported
-    environ: tuple[Any, ...]  # raw values from os.environ's dict, None when unset
+    flags: Any  # TorchFlags' capture; None: torch not imported
+    environ: tuple[str | None, ...]  # EnvironmentVariables' capture
     rng: tuple[tuple[str, Any], ...] | None  # (name, state) per generator; None: not checked
+
+
+def _read_flags() -> Any:
+    return _FLAGS.capture() if _FLAGS.available() else None
 
 
 def _flatten(settings: Any) -> tuple[Any, ...]:
     return (*settings[:5], *settings.precision)
 
 
-def _unflatten(flat: tuple[Any, ...]) -> Any:
-    from .sources.flags import _Settings
-
-    return _Settings(flat[0], flat[1], flat[2], flat[3], flat[4], tuple(flat[5:]))
-
-
-@functools.cache
-def _torch_getters(torch: Any) -> tuple[Callable[[], Any], ...]:
-    """Zero-argument getters, in the order of TorchFlags' capture, flattened."""
-    from .sources.flags import _LEGACY_PRECISION, _precision_nodes
-
-    c = torch._C
-    getters: list[Callable[[], Any]] = [
-        c._get_cudnn_deterministic,
-        c._get_cudnn_benchmark,
-        c._get_deterministic_algorithms,
-        c._get_deterministic_algorithms_warn_only,
-        c._get_deterministic_fill_uninitialized_memory,
-    ]
-    getters += [getattr(c, getter) for getter, _ in _LEGACY_PRECISION]
-    getters += [functools.partial(c._get_fp32_precision_getter, *n) for n in _precision_nodes()]
-    return tuple(getters)
-
-
-def _read_flags() -> tuple[Any, ...] | None:
-    torch = sys.modules.get("torch")
-    if torch is None or not hasattr(torch, "_C"):
-        return None
-    try:
-        return tuple([getter() for getter in _torch_getters(torch)])
-    except RuntimeError:  # a legacy TF32 getter refuses after mixed settings
-        return _flatten(_FLAGS.capture())
-
-
-def _encoded_env_names() -> tuple[Any, ...] | None:
-    encode = getattr(os.environ, "encodekey", None)
-    return None if encode is None else tuple(encode(name) for name in _ENV_NAMES)
-
-
-_ENV_KEYS = _encoded_env_names()
-
-
-def _read_environ() -> tuple[Any, ...]:
-    data = getattr(os.environ, "_data", None)
-    if _ENV_KEYS is not None and type(data) is dict:
-        return (data.get(_ENV_KEYS[0]), data.get(_ENV_KEYS[1]))
-    return tuple([os.environ.get(name) for name in _ENV_NAMES])
-
-
-def _decode_environ(raw: tuple[Any, ...]) -> tuple[str | None, ...]:
-    decode = getattr(os.environ, "decodevalue", None)
-    return tuple(
-        value if value is None or isinstance(value, str) or decode is None else decode(value)
-        for value in raw
-    )
-
-
 def _snapshot(rng: bool, randomly: bool) -> _Snapshot:
-    return _Snapshot(_read_flags(), _read_environ(), _rng_states(randomly) if rng else None)
+    return _Snapshot(_read_flags(), _ENVIRON.capture(), _rng_states(randomly) if rng else None)
 
 
 def _rng_states(randomly: bool) -> tuple[tuple[str, Any], ...]:
@@ -609,14 +554,15 @@ def _settings_changes(before: _Snapshot, after: _Snapshot) -> list[str]:
         names = _FLAG_NAMES + tuple(
             _PRECISION_NODE_NAMES.get(node, f"fp32_precision{node}") for node in _precision_nodes()
         )
-        for name, old, new in zip(names, before.flags, after.flags, strict=False):
+        for name, old, new in zip(
+            names, _flatten(before.flags), _flatten(after.flags), strict=False
+        ):
             if old != new:
                 # None: torch refused to read a legacy TF32 setting after mixed settings.
                 shown = ["<unreadable>" if value is None else repr(value) for value in (old, new)]
                 changes.append(f"{name}: {shown[0]} -> {shown[1]}")
     if before.environ != after.environ:
-        old_env, new_env = _decode_environ(before.environ), _decode_environ(after.environ)
-        for name, old, new in zip(_ENV_NAMES, old_env, new_env, strict=True):
+        for name, old, new in zip(_ENV_NAMES, before.environ, after.environ, strict=True):
             if old != new:
                 changes.append(f"{name}: {_show(old)} -> {_show(new)}")
     return changes
@@ -624,9 +570,9 @@ def _settings_changes(before: _Snapshot, after: _Snapshot) -> list[str]:
 
 def _restore_settings(before: _Snapshot, after: _Snapshot) -> None:
     if before.flags is not None and after.flags is not None and before.flags != after.flags:
-        _FLAGS.restore(_unflatten(before.flags))
+        _FLAGS.restore(before.flags)
     if before.environ != after.environ:
-        _ENVIRON.restore(_decode_environ(before.environ))
+        _ENVIRON.restore(before.environ)
 
 
 def _rng_changes(before: _Snapshot, after: _Snapshot) -> list[str]:
