@@ -8,6 +8,7 @@ each one has its own stream, and none repeats a global stream.
 
 from __future__ import annotations
 
+import functools
 import random
 import sys
 from collections.abc import Iterable
@@ -42,6 +43,12 @@ def _kind(obj: object) -> str:
     raise TypeError(f"generators items must be a {_KINDS}, not {type(obj).__name__} {obj!r}")
 
 
+@functools.lru_cache(maxsize=256)
+def _generator_seed(seed: int, index: int) -> int:
+    # A scope derives the same seeds on every entry: hash them once.
+    return derive_seed(seed, "generators", index)
+
+
 class GeneratorSource(Source):
     """The state of one generator object that the user owns."""
 
@@ -65,7 +72,7 @@ class GeneratorSource(Source):
 
     def seed(self, seed: int) -> None:
         g, kind = self.generator, self.kind
-        derived = derive_seed(seed, "generators", self.index)
+        derived = _generator_seed(seed, self.index)
         if kind == "torch":
             g.manual_seed(derived)
         elif kind == "numpy":
@@ -90,7 +97,9 @@ class GeneratorSource(Source):
     def dump_state(self, state: Any) -> Any:
         kind = self.kind
         if kind == "torch":
-            return {"kind": kind, "state": b64(state.numpy().tobytes())}
+            from .sources.torch import dump_tensor
+
+            return {"kind": kind, "state": dump_tensor(state)}
         if kind == "numpy":
             return {"kind": kind, "state": _dump_numpy(state)}
         if kind == "numpy.RandomState":

@@ -244,18 +244,14 @@ def _entry_seed(scope: Scope) -> int:
 
 def _exit(active: ActiveScope) -> None:
     _pop(active)
-    errors = _restore(active._saved)
-    if errors:
-        raise RestoreError(errors) from errors[0][1]
+    restore_all(active._saved)
 
 
 def _suspend(active: ActiveScope) -> None:
     """Leave a generator's or coroutine's scope at a yield, keeping its state."""
     _pop(active)
     active._inner = {source: source.capture() for source, _ in active._saved}
-    errors = _restore(active._saved)
-    if errors:
-        raise RestoreError(errors) from errors[0][1]
+    restore_all(active._saved)
 
 
 def _resume(active: ActiveScope) -> None:
@@ -277,6 +273,13 @@ def _resume(active: ActiveScope) -> None:
 
 def _capture(sources: tuple[Source, ...]) -> _Saved:
     return [(source, source.capture()) for source in sources if source.available()]
+
+
+def restore_all(saved: _Saved) -> None:
+    """Restore every saved state, last captured first; then raise what failed, if anything."""
+    errors = _restore(saved)
+    if errors:
+        raise RestoreError(errors) from errors[0][1]
 
 
 def _restore(saved: _Saved) -> list[tuple[str, BaseException]]:
@@ -354,6 +357,11 @@ def _on_module_imported(module: str) -> None:
 # -- public constructors ------------------------------------------------------
 
 
+def is_decorator_target(value: object) -> bool:
+    """Whether ``value`` was passed to a bare ``@deterministic`` (or the like) to decorate."""
+    return callable(value) or isinstance(value, (classmethod, staticmethod))
+
+
 @overload
 def deterministic(seed: _Target, /) -> _Target: ...
 @overload
@@ -417,7 +425,7 @@ def deterministic(
         "generators": generators,
         "per_rank": per_rank,
     }
-    if callable(seed) or isinstance(seed, (classmethod, staticmethod)):
+    if is_decorator_target(seed):
         return Scope(None, seeding=True, **options)(seed)
     return Scope(seed, seeding=True, **options)
 

@@ -16,8 +16,8 @@ import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ._errors import RestoreError
 from ._generators import GeneratorSource, generator_sources
+from ._scope import restore_all
 from .sources import Source, resolve_sources
 
 __all__ = ["FORMAT", "VERSION", "Snapshot", "capture"]
@@ -81,16 +81,7 @@ class Snapshot:
         left as it is. If some sources fail to restore, the others are still
         restored and :class:`RestoreError` is raised with the failures.
         """
-        errors: list[tuple[str, BaseException]] = []
-        for source, state in reversed([*self._parts, *self._generators]):
-            if state is _ABSENT:
-                continue
-            try:
-                source.restore(state)
-            except Exception as exc:  # one failing source must not stop the others
-                errors.append((source.name, exc))
-        if errors:
-            raise RestoreError(errors) from errors[0][1]
+        restore_all([part for part in [*self._parts, *self._generators] if part[1] is not _ABSENT])
 
     def state_dict(self) -> dict[str, Any]:
         """This snapshot as plain data, for JSON or a ``torch.save`` checkpoint.

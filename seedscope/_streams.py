@@ -15,19 +15,25 @@ It serves one entry at a time.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from types import TracebackType
-from typing import Any, TypeVar, overload
+from typing import Any, overload
 
-from ._scope import ActiveScope, Scope, _entry_seed, _resume, _stack, _suspend
+from ._scope import (
+    ActiveScope,
+    Scope,
+    _entry_seed,
+    _resume,
+    _stack,
+    _suspend,
+    _Target,
+    deterministic,
+    is_decorator_target,
+)
 from ._snapshot import dump_part, load_part
 from .sources import Source
 
 __all__ = ["PrivateStream", "private_stream"]
-
-_Target = TypeVar(
-    "_Target", bound="Callable[..., Any] | classmethod[Any, Any, Any] | staticmethod[Any, Any]"
-)
 
 _FORMAT = "seedscope.private_stream"
 _VERSION = 1
@@ -236,6 +242,6 @@ def private_stream(
         "generators": generators,
         "per_rank": per_rank,
     }
-    if callable(seed) or isinstance(seed, (classmethod, staticmethod)):
-        return PrivateStream(Scope(None, seeding=True, **options))(seed)
-    return PrivateStream(Scope(seed, seeding=True, **options))
+    if is_decorator_target(seed):
+        return PrivateStream(deterministic(**options))(seed)
+    return PrivateStream(deterministic(seed, **options))

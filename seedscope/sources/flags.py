@@ -83,7 +83,7 @@ def _read_or_none(getter: Callable[[], Any]) -> Any:
         return None
 
 
-def _read_precision(c: Any) -> tuple[Any, ...]:
+def _read_precision() -> tuple[Any, ...]:
     # torch keeps the legacy switches as hidden state beside the tree, and its
     # legacy getters raise when the two disagree, so both are saved.
     legacy, nodes = _precision_getters()
@@ -125,7 +125,7 @@ def _read(c: Any) -> _Settings:
         c._get_deterministic_algorithms(),
         c._get_deterministic_algorithms_warn_only(),
         c._get_deterministic_fill_uninitialized_memory(),
-        _read_precision(c),
+        _read_precision(),
     )
 
 
