@@ -6,31 +6,21 @@ whether CUDA has started is process-wide and cannot be undone.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import textwrap
+from typing import Any
 
 import pytest
+from _subprocess import run_json
 
 torch = pytest.importorskip("torch")
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
-def run(code: str) -> dict[str, object]:
+def run(code: str) -> Any:
     """Run ``code`` in a fresh interpreter; it prints one JSON object as its last line."""
     prelude = "import json, torch\nfrom seedscope import deterministic, isolated\n"
-    result = subprocess.run(
-        [sys.executable, "-c", prelude + textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
-    loaded: dict[str, object] = json.loads(result.stdout.strip().splitlines()[-1])
-    return loaded
+    return run_json(prelude + textwrap.dedent(code))
 
 
 # State of every device's generator as plain lists, comparable across processes.
@@ -96,7 +86,7 @@ def assert_like_a_scope_free_start(scoped: str, scope_seed: int) -> None:
         assert first["states"] == fresh[0]["states"]
     else:
         assert first["states"] != second["states"]
-        assert scope_seed not in first["seeds"]  # type: ignore[operator]
+        assert scope_seed not in first["seeds"]
 
 
 SEEDS = "[g.initial_seed() for g in torch.cuda.default_generators]"

@@ -7,30 +7,20 @@ object; several tests read the parts of it they check.
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _subprocess import run_json
 
 from seedscope import Source, deterministic, isolated
 
 
 def run_python(code: str) -> Any:
     """Run ``code`` in a fresh interpreter and return the JSON it prints last."""
-    result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout.splitlines()[-1])
+    return run_json(code, timeout=60)
 
 
 # A source of the project's own protocol that writes down the state a library

@@ -7,16 +7,13 @@ may set non-default outer values freely.
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
-import textwrap
 from typing import Any
 
 import pytest
 import torch
 import torch.utils.deterministic
+from _subprocess import run_json
 from conftest import HAS_FP32_PRECISION, GlobalState, tf32_settings
 
 from seedscope import deterministic, isolated
@@ -44,17 +41,9 @@ def fp32_precision(leaf: str) -> str:
 
 
 def run_python(code: str) -> Any:
-    """Run ``code`` in a fresh interpreter and return the JSON it prints last."""
-    result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-        env={k: v for k, v in os.environ.items() if k != "CUBLAS_WORKSPACE_CONFIG"},
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout.splitlines()[-1])
+    """Run ``code`` in a fresh interpreter, without CUBLAS_WORKSPACE_CONFIG; return its JSON."""
+    env = {k: v for k, v in os.environ.items() if k != "CUBLAS_WORKSPACE_CONFIG"}
+    return run_json(code, env=env, timeout=60)
 
 
 def determinism_flags() -> tuple[bool, bool, bool, bool, bool]:

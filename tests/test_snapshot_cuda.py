@@ -6,14 +6,12 @@ fresh interpreters, since whether CUDA has started is process-wide.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _subprocess import run_json
 
 torch = pytest.importorskip("torch")
 
@@ -24,15 +22,7 @@ DRAWS = "[torch.rand(3, device=f'cuda:{i}').tolist() for i in range(torch.cuda.d
 
 def run(code: str) -> Any:
     prelude = "import json, torch\nfrom seedscope import Snapshot, capture\n"
-    result = subprocess.run(
-        [sys.executable, "-c", prelude + textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return run_json(prelude + textwrap.dedent(code))
 
 
 def test_started_devices_are_restored() -> None:
