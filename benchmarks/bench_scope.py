@@ -247,7 +247,7 @@ def _source_bench(source: Source) -> tuple[Bench, Bench, Bench]:
     return capture, seed, seed_restore
 
 
-def _loop(body: Callable[[], object]) -> Bench:
+def loop(body: Callable[[], object]) -> Bench:
     def bench(n: int) -> int:
         start = _clock()
         for _ in range(n):
@@ -263,17 +263,17 @@ def alternative_benches() -> dict[str, Bench]:
     modern = np.random.get_state(legacy=False)
     gen = torch.default_generator
     return {
-        "`np.random.get_state(legacy=False)` (dict, what seedscope calls)": _loop(
+        "`np.random.get_state(legacy=False)` (dict, what seedscope calls)": loop(
             lambda: np.random.get_state(legacy=False)
         ),
-        "`np.random.get_state()` (legacy tuple)": _loop(np.random.get_state),
-        "`np.random.set_state(dict)`": _loop(lambda: np.random.set_state(modern)),
-        "`np.random.set_state(tuple)`": _loop(lambda: np.random.set_state(legacy)),
-        "`np.random.seed(k)`": _loop(lambda: np.random.seed(SEED)),
-        "`random.getstate()`": _loop(random.getstate),
-        "`random.seed(k)`": _loop(lambda: random.seed(SEED)),
-        "`torch.manual_seed(k)`": _loop(lambda: torch.manual_seed(SEED)),
-        "`torch.default_generator.manual_seed(k)`": _loop(lambda: gen.manual_seed(SEED)),
+        "`np.random.get_state()` (legacy tuple)": loop(np.random.get_state),
+        "`np.random.set_state(dict)`": loop(lambda: np.random.set_state(modern)),
+        "`np.random.set_state(tuple)`": loop(lambda: np.random.set_state(legacy)),
+        "`np.random.seed(k)`": loop(lambda: np.random.seed(SEED)),
+        "`random.getstate()`": loop(random.getstate),
+        "`random.seed(k)`": loop(lambda: random.seed(SEED)),
+        "`torch.manual_seed(k)`": loop(lambda: torch.manual_seed(SEED)),
+        "`torch.default_generator.manual_seed(k)`": loop(lambda: gen.manual_seed(SEED)),
         "`deterministic(k)` construction only": bench_construct,
         "`with deterministic(k, sources=()):` (the engine alone, no sources)": bench_engine_only,
         "`with scope:` (one `deterministic(k)` object, entered again and again)": (

@@ -23,8 +23,6 @@ import io
 import json
 import random
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,24 +31,12 @@ import torch
 from torch.utils.data._utils.worker import _generate_state
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_scope import machine_line, run_interleaved
+from bench_scope import loop, machine_line, run_interleaved
 
 import seedscope
 from seedscope import Snapshot, capture, isolated, seed_worker
 
-Bench = Callable[[int], int]
-_clock: Callable[[], int] = time.thread_time_ns
 CORE = ["python", "numpy", "torch"]
-
-
-def loop(body: Callable[[], object]) -> Bench:
-    def bench(n: int) -> int:
-        start = _clock()
-        for _ in range(n):
-            body()
-        return _clock() - start
-
-    return bench
 
 
 # -- 1. capture + restore -----------------------------------------------------------
