@@ -21,7 +21,7 @@ from typing import Any
 
 from ._derive import derive_seed
 from ._distributed import get_rank
-from ._scope import _stack
+from ._scope import live_stack
 from ._seed import validate_seed
 
 __all__ = ["LoaderSeeding", "dataloader_seeding", "seed_worker", "worker_seeds"]
@@ -226,7 +226,7 @@ class LoaderSeeding(Mapping[str, Any]):
 
 
 def _scope_seed() -> int:
-    for active in reversed(_stack.get()):
+    for active in reversed(live_stack()):
         if active.seed is not None:
             return active.seed
     raise RuntimeError(

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import wrapt
 
-from ._scope import ActiveScope, Scope, _enter, _resume, _stack, _suspend
+from ._scope import ActiveScope, Scope, _entry_seed, _leave, _resume, _stack, _suspend
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
@@ -42,23 +42,52 @@ class _Steppable(Protocol):
 
 
 class _Stepper:
-    """Runs one step at a time of a generator or coroutine inside its own scope state."""
+    """Runs one step at a time of a generator or coroutine inside its own scope state.
 
-    __slots__ = ("_active", "_scope")
+    A step may open scopes of its own and hold them across a ``yield`` or
+    ``await`` (``with isolated(): yield x``). At the end of the step all of
+    them are suspended together with the generator's entry, and the next step
+    brings them all back, in the order they were entered.
+    """
 
-    def __init__(self, scope: Scope) -> None:
-        self._scope = scope
-        self._active: ActiveScope | None = None
+    __slots__ = ("_base", "_group", "_region")
+
+    def __init__(self, region: _Region) -> None:
+        self._region = region
+        # The generator's entry first, then the scopes its last step left open.
+        self._group: list[ActiveScope] = []
+        self._base = 0
 
     def __enter__(self) -> None:
-        if self._active is None:
-            self._active = _enter(self._scope)
-        else:
-            _resume(self._active)
+        region = self._region
+        self._base = len(_stack.get())
+        if isinstance(region, Scope):
+            if not self._group:
+                self._group = [
+                    ActiveScope(region, _entry_seed(region) if region._seeding else None)
+                ]
+            _resume(self._group)
+            return
+        self._group[:1] = [region._claim()]
+        try:
+            _resume(self._group)
+        except BaseException:
+            region._release()
+            raise
 
     def __exit__(self, *exc_info: object) -> None:
-        assert self._active is not None
-        _suspend(self._active)
+        try:
+            head = self._group[0]
+            group = [entry for entry in _stack.get()[self._base :] if entry._live]
+            if group and group[0] is head:
+                self._group = group
+                _suspend(group)
+            elif group:  # the step exited its own entry out of order: nothing to keep
+                self._group = []
+                _leave(group, keep_inner=False)
+        finally:
+            if not isinstance(self._region, Scope):
+                self._region._release()
 
 
 def _drive(step: AbstractContextManager[Any], inner: _Steppable) -> Generator[Any, Any, Any]:
@@ -99,8 +128,8 @@ class _SteppedAwaitable:
 
 
 def _step_for(scope: _Region) -> AbstractContextManager[Any]:
-    """What runs each step of a generator or coroutine: a fresh entry's stepper, or the stream."""
-    return _Stepper(scope) if isinstance(scope, Scope) else scope
+    """What runs each step of a generator or coroutine: a stepper of its own."""
+    return _Stepper(scope)
 
 
 def _plain_call(

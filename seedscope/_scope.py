@@ -10,6 +10,8 @@ recursively, from several threads, and from many generators at once.
 
 from __future__ import annotations
 
+import os
+import random  # noqa: F401  (before the fork handler below: see there)
 import threading
 import warnings
 from collections.abc import Callable, Iterable
@@ -31,15 +33,19 @@ _Target = TypeVar(
     "_Target", bound="Callable[..., Any] | classmethod[Any, Any, Any] | staticmethod[Any, Any]"
 )
 
-_Saved = list[tuple[Source, Any]]
+_Saved = dict[Source, Any]
 
 _stack: ContextVar[tuple[ActiveScope, ...]] = ContextVar("seedscope_stack", default=())
 
-# Every active entry of every thread and task: to warn when scopes that are
-# not nested in each other overlap, and to keep the import hook installed
-# exactly while any scope is active.
+# Random state and settings belong to the process; the stacks above belong to
+# threads and tasks. ``_entries`` lists every live entry of every thread and
+# task in the order they were made (a resumed entry counts as made anew), so
+# that an entry that leaves while later ones are live can hand its saved state
+# on instead of restoring it: the last one out restores the state from before
+# the first one in. Capture, registration and restore all happen under
+# ``_lock``, so no entry can save a state that an earlier one is about to undo.
 _lock = threading.Lock()
-_active: set[ActiveScope] = set()
+_entries: list[ActiveScope] = []
 
 
 class ActiveScope:
@@ -48,13 +54,19 @@ class ActiveScope:
     ``seed`` is the seed this entry applied (``None`` for :func:`isolated`).
     """
 
-    __slots__ = ("_inner", "_saved", "scope", "seed")
+    __slots__ = ("_forks", "_inner", "_live", "_saved", "scope", "seed")
 
     def __init__(self, scope: Scope, seed: int | None) -> None:
         self.scope = scope
         self.seed = seed
-        self._saved: _Saved = []
-        self._inner: dict[Source, Any] = {}
+        # The states from before this entry, to restore (or hand on) when it leaves.
+        self._saved: _Saved = {}
+        # The entry's own states while it is suspended (a generator between steps).
+        self._inner: _Saved = {}
+        # In ``_entries`` and on its stack: neither suspended nor left.
+        self._live = False
+        # How many times this process forked while this entry was innermost.
+        self._forks = 0
 
     @property
     def strict(self) -> bool:
@@ -64,10 +76,26 @@ class ActiveScope:
         return f"<ActiveScope {self.scope!r} seed={self.seed}>"
 
 
-def current_scope() -> ActiveScope | None:
-    """The innermost active scope of this thread or task, or ``None``."""
+def live_stack() -> tuple[ActiveScope, ...]:
+    """This thread's or task's live entries, outermost first.
+
+    A task copies its creator's stack, suspended entries included; those are
+    not live, so they are never current and nothing is seeded on their behalf.
+    """
     stack = _stack.get()
-    return stack[-1] if stack else None
+    return tuple(entry for entry in stack if entry._live)
+
+
+def current_scope() -> ActiveScope | None:
+    """The innermost active scope of this thread or task, or ``None``.
+
+    An entry suspended at a ``yield`` or ``await`` of a decorated generator or
+    coroutine is not active.
+    """
+    for entry in reversed(_stack.get()):
+        if entry._live:
+            return entry
+    return None
 
 
 class Scope:
@@ -168,7 +196,7 @@ class Scope:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        _exit(_top_of(self))
+        _exit_scope(self)
 
     async def __aenter__(self) -> ActiveScope:
         return _enter(self)
@@ -179,7 +207,7 @@ class Scope:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        _exit(_top_of(self))
+        _exit_scope(self)
 
     # -- decorator ---------------------------------------------------------
 
@@ -200,35 +228,46 @@ class Scope:
 # -- the engine ------------------------------------------------------------
 
 
-def _top_of(scope: Scope) -> ActiveScope:
-    stack = _stack.get()
-    if not stack:
+def _exit_scope(scope: Scope) -> None:
+    """Leave the innermost live entry of ``scope`` here, with every entry made inside it."""
+    stack = live_stack()
+    for index in range(len(stack) - 1, -1, -1):
+        if stack[index].scope is scope:
+            break
+    else:
         raise RuntimeError(f"{scope!r} is not active here: nothing to exit")
-    top = stack[-1]
-    if top.scope is not scope:
+    _exit_entry(stack[index], stack[index + 1 :])
+
+
+def _exit_entry(active: ActiveScope, inside: tuple[ActiveScope, ...]) -> None:
+    """Leave ``active``; entries still live ``inside`` it are left first, then reported."""
+    _leave([active, *inside], keep_inner=False)
+    if inside:
         raise RuntimeError(
-            f"scopes must be exited in the reverse order of entry: exiting {scope!r} "
-            f"while {top.scope!r}, entered later, is still active"
+            f"scopes must be exited in the reverse order of entry: exiting {active.scope!r} "
+            f"while {inside[-1].scope!r}, entered later, was still active; both were exited "
+            "and everything they changed was restored"
         )
-    return top
 
 
 def _enter(scope: Scope) -> ActiveScope:
+    """Make, register and seed a new entry of ``scope``; on any failure, undo it all."""
     seed: int | None = None
     if scope._seeding:
         seed = _entry_seed(scope)
     active = ActiveScope(scope, seed)
-    active._saved = _capture(scope._sources)
-    _push(active)
-    if seed is not None:
-        try:
-            for source, _ in active._saved:
+    _warn_if_overlapping([active])
+    try:
+        with _lock:
+            active._saved = _capture(scope._sources)
+            _register(active)
+        if seed is not None:
+            for source in active._saved:
                 source.seed(seed)
-        except BaseException:
-            _pop(active)
-            _restore(active._saved)
-            raise
-    return active
+        return active
+    except BaseException:
+        _leave([active], keep_inner=False)
+        raise
 
 
 def _entry_seed(scope: Scope) -> int:
@@ -242,116 +281,256 @@ def _entry_seed(scope: Scope) -> int:
     return seed
 
 
-def _exit(active: ActiveScope) -> None:
-    _pop(active)
-    restore_all(active._saved)
+def _suspend(group: list[ActiveScope]) -> None:
+    """Suspend a generator's step: ``group`` keeps its own states and the caller's come back.
+
+    ``group`` is the innermost live entries of this stack, outermost first:
+    the generator's own entry and every scope its step opened and left open.
+    """
+    _leave(group, keep_inner=True)
 
 
-def _suspend(active: ActiveScope) -> None:
-    """Leave a generator's or coroutine's scope at a yield, keeping its state."""
-    _pop(active)
-    active._inner = {source: source.capture() for source, _ in active._saved}
-    restore_all(active._saved)
-
-
-def _resume(active: ActiveScope) -> None:
-    """Re-enter a suspended scope: save the caller's state, bring back the scope's own."""
-    active._saved = _capture(active.scope._sources)
-    _push(active)
-    inner = active._inner
+def _resume(group: list[ActiveScope]) -> None:
+    """Bring back a suspended ``group``, outermost first, each over the state around it."""
+    _warn_if_overlapping(group)
+    resumed: list[ActiveScope] = []
     try:
-        for source, _ in active._saved:
-            if source in inner:
-                source.restore(inner[source])
-            elif active.seed is not None:
-                source.seed(active.seed)  # imported while the generator was suspended
+        for active in group:
+            resumed.append(active)
+            with _lock:
+                active._saved = _capture(active.scope._sources)
+                _register(active)
+                inner = active._inner
+                for source in active._saved:
+                    if source in inner:
+                        source.restore(inner[source])
+                    elif active.seed is not None:
+                        source.seed(active.seed)  # imported while the generator was suspended
     except BaseException:
-        _pop(active)
-        _restore(active._saved)
+        # The generator has not run: its states in ``_inner`` are still right.
+        _leave(resumed, keep_inner=False)
         raise
 
 
 def _capture(sources: tuple[Source, ...]) -> _Saved:
-    return [(source, source.capture()) for source in sources if source.available()]
+    return {source: source.capture() for source in sources if source.available()}
 
 
-def restore_all(saved: _Saved) -> None:
-    """Restore every saved state, last captured first; then raise what failed, if anything."""
-    errors = _restore(saved)
-    if errors:
-        raise RestoreError(errors) from errors[0][1]
-
-
-def _restore(saved: _Saved) -> list[tuple[str, BaseException]]:
-    errors: list[tuple[str, BaseException]] = []
-    for source, state in reversed(saved):
-        try:
-            source.restore(state)
-        except Exception as exc:  # one failing source must not stop the others
-            errors.append((source.name, exc))
-    return errors
-
-
-def _push(active: ActiveScope) -> None:
-    stack = _stack.get()
-    with _lock:
-        # Entries outside this stack belong to another thread or task.
-        others = len(_active) - (sum(1 for entry in stack if entry in _active) if stack else 0)
-        if not others:
-            _register(active, stack)
-            return
+def _warn_if_overlapping(group: list[ActiveScope]) -> None:
+    """Warn, before anything changes, when entries of other threads or tasks are live."""
+    if not _entries:
+        return
+    others = len(_entries) - len(live_stack())
+    if others <= 0:
+        return
     # Before anything changes, so a warning raised as an error leaves no trace.
     warnings.warn(
-        f"{active.scope!r} entered while {others} scope(s) not enclosing it are active "
+        f"{group[0].scope!r} entered while {others} scope(s) not enclosing it are active "
         "in other threads or tasks: random state is process-global, so they draw from "
         "each other's streams and none of their results are reproducible",
         ConcurrentScopesWarning,
         stacklevel=4,
     )
-    with _lock:
-        _register(active, stack)
 
 
-def _register(active: ActiveScope, stack: tuple[ActiveScope, ...]) -> None:
-    """Make ``active`` the innermost scope here (with ``_lock`` held)."""
-    _stack.set((*stack, active))
+def _register(active: ActiveScope) -> None:
+    """Make ``active`` the innermost live entry here (with ``_lock`` held)."""
+    _entries.append(active)
+    active._live = True
+    _stack.set((*_stack.get(), active))
     if len(active._saved) < len(active.scope._sources):
         # Some library is not imported yet: seed it if it is imported now.
         _imports.install(_wants_module, _on_module_imported)
-    _active.add(active)
 
 
-def _pop(active: ActiveScope) -> None:
+# -- leaving: whatever interrupts it ---------------------------------------------
+
+
+class _Plan:
+    """What leaving a group does: computed first without changing anything, then applied."""
+
+    __slots__ = ("handoffs", "inner", "restores")
+
+    def __init__(self) -> None:
+        self.handoffs: list[tuple[ActiveScope, Source, Any]] = []
+        self.inner: list[tuple[ActiveScope, _Saved]] = []
+        self.restores: _Saved = {}
+
+
+def _plan(group: list[ActiveScope], keep_inner: bool) -> _Plan:
+    """Decide, innermost entry first, where each saved state goes (with ``_lock`` held)."""
+    plan = _Plan()
+    restores = plan.restores  # the state each source has once the entries so far have left
+    for active in reversed(group):
+        if active not in _entries:
+            continue  # never registered, so never seeded: nothing to undo
+        if keep_inner:
+            inner = {
+                source: restores[source] if source in restores else source.capture()
+                for source in active._saved
+            }
+            plan.inner.append((active, inner))
+        later = _entries[_entries.index(active) + 1 :]
+        for source, state in active._saved.items():
+            # An entry made later in another thread or task is still live: it
+            # becomes the one to restore this state, so the last one out does.
+            heir = next((e for e in later if e not in group and source in e._saved), None)
+            if heir is None:
+                restores[source] = state
+            else:
+                plan.handoffs.append((heir, source, state))
+    return plan
+
+
+def _commit(group: list[ActiveScope], plan: _Plan) -> None:
+    """Take ``group`` off the books (with ``_lock`` held); safe to repeat."""
+    for heir, source, state in plan.handoffs:
+        heir._saved[source] = state
+    for active, inner in plan.inner:
+        active._inner = inner
+    for active in group:
+        active._live = False
+        if active in _entries:
+            _entries.remove(active)
     stack = _stack.get()
-    if not stack or stack[-1] is not active:
-        raise RuntimeError(
-            f"scopes must be exited in the reverse order of entry: {active.scope!r} "
-            "is not the innermost active scope here"
-        )
-    _stack.set(stack[:-1])
-    with _lock:
-        _active.discard(active)
-        if not _active:
-            _imports.uninstall()
+    _stack.set(tuple(entry for entry in stack if entry not in group))
+    if not _entries:
+        _imports.uninstall()
+
+
+def _leave(group: list[ActiveScope], *, keep_inner: bool) -> None:
+    """Take ``group`` out of this stack and put back (or hand on) every state it saved.
+
+    Whatever interrupts it (``KeyboardInterrupt``, a signal handler that
+    raises), it finishes, then re-raises the first interruption. Every step
+    can be repeated, so an interrupted step is simply run again. Ordinary
+    errors of a source's ``restore`` are collected into one ``RestoreError``.
+    """
+    interrupt: BaseException | None = None
+    plan: _Plan | None = None
+    committed = False
+    restores: list[tuple[Source, Any]] | None = None
+    failures: list[tuple[str, BaseException]] = []
+    cut_short: BaseException | None = None
+    while True:
+        try:
+            with _lock:
+                if plan is None:
+                    plan = _plan(group, keep_inner)
+                if not committed:
+                    _commit(group, plan)
+                    committed = True
+                if restores is None:
+                    restores = list(reversed(plan.restores.items()))
+                failures, cut_short = _restore_each(restores)
+            break
+        except BaseException as exc:
+            if interrupt is None:
+                interrupt = exc
+    if cut_short is not None and interrupt is None:
+        interrupt = cut_short
+    if interrupt is not None:
+        raise interrupt
+    if failures:
+        raise RestoreError(failures) from failures[0][1]
+
+
+def _restore_each(
+    items: list[tuple[Source, Any]],
+) -> tuple[list[tuple[str, BaseException]], BaseException | None]:
+    """Restore every item in order; return the ordinary failures and the first interruption.
+
+    An interruption mid-way through one source's restore leaves it half
+    restored, so that source is restored again (up to three tries in all).
+    """
+    failures: list[tuple[str, BaseException]] = []
+    interrupt: BaseException | None = None
+    done = tries = 0
+    while done < len(items):
+        try:
+            while done < len(items):
+                source, state = items[done]
+                tries += 1
+                try:
+                    source.restore(state)
+                except Exception as exc:  # one failing source must not stop the others
+                    failures.append((source.name, exc))
+                done, tries = done + 1, 0
+        except BaseException as exc:
+            if interrupt is None:
+                interrupt = exc
+            if tries >= 3:
+                failures.append((items[done][0].name, exc))
+                done, tries = done + 1, 0
+    return failures, interrupt
+
+
+def restore_all(saved: list[tuple[Source, Any]]) -> None:
+    """Restore every saved state, last captured first; then raise what failed, if anything.
+
+    An interruption is re-raised once every source is restored; ordinary
+    errors become one :class:`RestoreError`.
+    """
+    failures, interrupt = _restore_each(list(reversed(saved)))
+    if interrupt is not None:
+        raise interrupt
+    if failures:
+        raise RestoreError(failures) from failures[0][1]
+
+
+# -- libraries imported inside a scope ---------------------------------------------
 
 
 def _pending(active: ActiveScope, module: str) -> list[Source]:
-    captured = {source for source, _ in active._saved}
-    return [s for s in active.scope._sources if s.module == module and s not in captured]
+    saved = active._saved
+    return [s for s in active.scope._sources if s.module == module and s not in saved]
 
 
 def _wants_module(module: str) -> bool:
-    return any(_pending(active, module) for active in _stack.get())
+    return any(_pending(active, module) for active in live_stack())
 
 
 def _on_module_imported(module: str) -> None:
     # Outermost first: each scope saves the state the scope around it left.
-    for active in _stack.get():
+    for active in live_stack():
         for source in _pending(active, module):
             if source.available():
-                active._saved.append((source, source.capture()))
+                active._saved[source] = source.capture()
                 if active.seed is not None:
                     source.seed(active.seed)
+
+
+# -- fork ----------------------------------------------------------------------------
+
+
+def _seeding_entry() -> ActiveScope | None:
+    """The innermost live entry here, if it seeds (under ``isolated()`` a fork is left alone)."""
+    active = current_scope()
+    return active if active is not None and active.seed is not None else None
+
+
+def _before_fork() -> None:
+    active = _seeding_entry()
+    if active is not None:
+        active._forks += 1
+
+
+def _after_fork_in_child() -> None:
+    # Without this, every child of a fork made inside a scope repeats the
+    # parent's numpy and torch streams (and CPython reseeds random from the OS).
+    active = _seeding_entry()
+    if active is None or active.seed is None:
+        return
+    from ._derive import derive_seed
+
+    seed = derive_seed(active.seed, "fork", active._forks)
+    for source in active._saved:
+        source.seed(seed)
+
+
+if hasattr(os, "register_at_fork"):
+    # After random's own handler (random is imported above), which reseeds from the OS.
+    os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
 
 
 # -- public constructors ------------------------------------------------------

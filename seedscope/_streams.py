@@ -23,12 +23,13 @@ from ._scope import (
     ActiveScope,
     Scope,
     _entry_seed,
+    _leave,
     _resume,
-    _stack,
     _suspend,
     _Target,
     deterministic,
     is_decorator_target,
+    live_stack,
 )
 from ._snapshot import dump_part, load_part
 from .sources import Source
@@ -42,13 +43,15 @@ _VERSION = 1
 class PrivateStream:
     """A seeded stream that keeps its own state across entries; made by :func:`private_stream`."""
 
-    __slots__ = ("_active", "_inner", "_lock", "_scope", "_seed")
+    __slots__ = ("_busy", "_entry", "_lock", "_scope")
 
     def __init__(self, scope: Scope) -> None:
         self._scope = scope
-        self._seed: int | None = None  # fixed at the first entry
-        self._inner: dict[Source, Any] = {}
-        self._active: ActiveScope | None = None
+        # One entry for the stream's whole life, made at its first entry: while
+        # the stream is not entered, the entry holds the stream's own state,
+        # exactly as a decorated generator's entry does between steps.
+        self._entry: ActiveScope | None = None
+        self._busy = False
         self._lock = threading.Lock()
 
     @property
@@ -59,36 +62,43 @@ class PrivateStream:
     @property
     def seed(self) -> int | None:
         """The seed the stream started from; ``None`` until its first entry (or after reset)."""
-        return self._seed
+        return None if self._entry is None else self._entry.seed
 
     @property
     def active(self) -> bool:
         """Whether the stream is entered now."""
-        return self._active is not None
+        return self._busy
 
     def __repr__(self) -> str:
         return f"private_stream({repr(self._scope).partition('(')[2]}"
 
     # -- entering and leaving ------------------------------------------------------
 
-    def __enter__(self) -> ActiveScope:
+    def _claim(self) -> ActiveScope:
+        """Mark the stream entered and return its entry (made, with its seed, the first time)."""
         with self._lock:
-            if self._active is not None:
+            if self._busy:
                 raise RuntimeError(
                     f"{self!r} is already active: a private stream serves one entry at a "
                     "time (make one stream per thread, task or nested use)"
                 )
-            seed = self._seed if self._seed is not None else _entry_seed(self._scope)
-            active = ActiveScope(self._scope, seed)
-            active._inner = self._inner
-            self._active = active
+            if self._entry is None:
+                # No state of its own yet: the first resume seeds every source.
+                self._entry = ActiveScope(self._scope, _entry_seed(self._scope))
+            self._busy = True
+            return self._entry
+
+    def _release(self) -> None:
+        self._busy = False
+
+    def __enter__(self) -> ActiveScope:
+        entry = self._claim()
         try:
-            _resume(active)  # saves the caller's state, brings back the stream's (or seeds)
+            _resume([entry])  # saves the caller's state, brings back the stream's (or seeds)
         except BaseException:
-            self._active = None
+            self._release()
             raise
-        self._seed = seed
-        return active
+        return entry
 
     def __exit__(
         self,
@@ -96,18 +106,23 @@ class PrivateStream:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        active = self._active
-        stack = _stack.get()
-        if active is None or not stack or stack[-1] is not active:
-            raise RuntimeError(
-                f"{self!r} is not the innermost active scope here: scopes and streams must "
-                "be exited in the reverse order of entry"
-            )
+        entry = self._entry
+        stack = live_stack()
+        if entry is None or entry not in stack:
+            raise RuntimeError(f"{self!r} is not active here: nothing to exit")
+        inside = stack[stack.index(entry) + 1 :]
         try:
-            _suspend(active)  # keeps the stream's state in active._inner, restores the caller's
+            if inside:
+                _leave(list(inside), keep_inner=False)
+            _suspend([entry])  # keeps the stream's state on the entry, restores the caller's
         finally:
-            self._inner = active._inner
-            self._active = None
+            self._release()
+        if inside:
+            raise RuntimeError(
+                f"{self!r} exited while {inside[-1].scope!r}, entered later, was still "
+                "active: scopes and streams must be exited in the reverse order of entry; "
+                "both were exited and everything they changed was restored"
+            )
 
     async def __aenter__(self) -> ActiveScope:
         return self.__enter__()
@@ -132,8 +147,7 @@ class PrivateStream:
     def reset(self) -> None:
         """Forget the stream's state: the next entry seeds it afresh."""
         self._check_inactive("reset")
-        self._inner = {}
-        self._seed = None
+        self._entry = None
 
     def state_dict(self) -> dict[str, Any]:
         """The stream's state as plain data, for a checkpoint (see :meth:`Snapshot.state_dict`).
@@ -142,14 +156,13 @@ class PrivateStream:
         stream has not used it yet.
         """
         self._check_inactive("save")
+        inner = {} if self._entry is None else self._entry._inner
         return {
             "format": _FORMAT,
             "version": _VERSION,
-            "seed": self._seed,
+            "seed": self.seed,
             "sources": {
-                source.name: dump_part(source, self._inner[source])
-                if source in self._inner
-                else None
+                source.name: dump_part(source, inner[source]) if source in inner else None
                 for source in self._scope.sources
             },
         }
@@ -186,11 +199,14 @@ class PrivateStream:
         }
         if seed is None and inner:
             raise ValueError("private stream state has source states but no 'seed'")
-        self._seed = seed
-        self._inner = inner
+        if seed is None:
+            self._entry = None
+        else:
+            self._entry = ActiveScope(self._scope, seed)
+            self._entry._inner = inner
 
     def _check_inactive(self, what: str) -> None:
-        if self._active is not None:
+        if self._busy:
             raise RuntimeError(f"cannot {what} {self!r} while it is active")
 
 

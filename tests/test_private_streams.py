@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from seedscope import PrivateStream, derive_seed, deterministic, private_stream
+from seedscope import PrivateStream, current_scope, derive_seed, deterministic, private_stream
 
 
 def draw() -> tuple[float, float, float]:
@@ -142,16 +142,21 @@ def test_another_thread_cannot_enter_an_active_stream() -> None:
     assert len(errors) == 1
 
 
-def test_streams_are_exited_in_reverse_order_of_entry() -> None:
+def test_a_stream_exited_out_of_order_exits_what_is_inside_it_and_raises() -> None:
     stream = private_stream(7)
     scope = deterministic(1)
+    random.seed(3)
     stream.__enter__()
     scope.__enter__()
     with pytest.raises(RuntimeError, match="reverse order"):
         stream.__exit__(None, None, None)
-    scope.__exit__(None, None, None)
-    stream.__exit__(None, None, None)
     assert not stream.active
+    assert current_scope() is None
+    after = random.random()
+    random.seed(3)
+    assert after == random.random()
+    with pytest.raises(RuntimeError, match="not active"):
+        scope.__exit__(None, None, None)
 
 
 def test_a_decorated_generator_function_continues_the_stream_across_calls() -> None:
