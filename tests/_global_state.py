@@ -142,7 +142,7 @@ def _isolate_global_state() -> Iterator[None]:
         # Clean up through the engine's internals so later tests start clean.
         _scope._stack.set(())
         with _scope._lock:
-            _scope._active.clear()
+            _scope._entries.clear()
         _imports.uninstall()
     restore_global_state(saved)
     assert leaked is None, f"the test left {leaked!r} active"

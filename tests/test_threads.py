@@ -8,6 +8,10 @@ exits last may put back a state the other one seeded.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import os
+import queue
+import random
 import sys
 import threading
 import warnings
@@ -15,6 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
+import torch
 from conftest import GlobalState, Streams
 
 from seedscope import (
@@ -186,3 +191,144 @@ def test_a_task_awaited_inside_a_scope_nests_in_it_without_warning(streams: Stre
         first, inner, second = asyncio.run(main())
     assert inner == inner_expected[0]
     assert [first, second] == outer_expected
+
+
+# -- overlapping entries: the last one out restores the state from before the first one in
+
+
+class ScopeThread:
+    """A thread that enters and exits one scope when told to, so a test sets the interleaving."""
+
+    def __init__(self, scope: Scope) -> None:
+        self.scope = scope
+        self.commands: queue.Queue[str] = queue.Queue()
+        self.done: queue.Queue[BaseException | None] = queue.Queue()
+        self.thread = threading.Thread(target=self._run)
+        self.thread.start()
+
+    def _run(self) -> None:
+        for command in iter(self.commands.get, "stop"):
+            try:
+                if command == "enter":
+                    self.scope.__enter__()
+                else:
+                    self.scope.__exit__(None, None, None)
+                self.done.put(None)
+            except BaseException as exc:
+                self.done.put(exc)
+
+    def do(self, command: str) -> None:
+        self.commands.put(command)
+        error = self.done.get(timeout=10)
+        assert error is None, error
+
+    def stop(self) -> None:
+        self.commands.put("stop")
+        self.thread.join(timeout=10)
+
+
+@pytest.mark.filterwarnings("ignore::seedscope.ConcurrentScopesWarning")
+@pytest.mark.parametrize("exit_order", list(itertools.permutations(range(3))))
+def test_overlapping_scopes_of_three_threads_leave_nothing_seeded_in_any_exit_order(
+    snapshot: Callable[[], GlobalState], exit_order: tuple[int, ...]
+) -> None:
+    before = snapshot()
+    threads = [
+        ScopeThread(deterministic(1, strict=True)),
+        ScopeThread(deterministic(2, strict=True, warn_only=True)),
+        ScopeThread(isolated()),
+    ]
+    try:
+        for thread in threads:
+            thread.do("enter")
+            random.random()
+        for index in exit_order:
+            threads[index].do("exit")
+    finally:
+        for thread in threads:
+            thread.stop()
+    assert snapshot() == before
+
+
+@pytest.mark.filterwarnings("ignore::seedscope.ConcurrentScopesWarning")
+def test_the_issue_interleaving_leaves_neither_hash_seed_nor_strict_flags_on() -> None:
+    hash_seed = os.environ.get("PYTHONHASHSEED")
+    a, b = ScopeThread(deterministic(1, strict=True)), ScopeThread(deterministic(2, strict=True))
+    try:
+        a.do("enter")
+        b.do("enter")
+        a.do("exit")
+        b.do("exit")
+    finally:
+        a.stop()
+        b.stop()
+    assert os.environ.get("PYTHONHASHSEED") == hash_seed
+    assert not torch.backends.cudnn.deterministic
+    assert not torch.are_deterministic_algorithms_enabled()
+
+
+@pytest.mark.filterwarnings("ignore::seedscope.ConcurrentScopesWarning")
+def test_a_thread_nested_inside_its_own_scope_overlapping_another_restores_at_the_end(
+    snapshot: Callable[[], GlobalState],
+) -> None:
+    before = snapshot()
+    outer, inner = deterministic(1), deterministic(2)
+    other = ScopeThread(deterministic(3, strict=True))
+    try:
+        outer.__enter__()
+        other.do("enter")
+        inner.__enter__()
+        outer_exits_out_of_order = pytest.raises(RuntimeError, match="reverse order")
+        with outer_exits_out_of_order:
+            outer.__exit__(None, None, None)  # exits inner too
+        other.do("exit")
+    finally:
+        other.stop()
+    assert current_scope() is None
+    assert snapshot() == before
+
+
+@pytest.mark.filterwarnings("ignore::seedscope.ConcurrentScopesWarning")
+def test_overlapping_scopes_that_save_the_same_own_generator_give_it_back() -> None:
+    generator = torch.Generator().manual_seed(11)
+    expected = torch.Generator().manual_seed(11).get_state()
+    a = ScopeThread(deterministic(1, generators=[generator]))
+    b = ScopeThread(isolated(generators=[generator]))
+    try:
+        a.do("enter")
+        b.do("enter")
+        a.do("exit")
+        b.do("exit")
+    finally:
+        a.stop()
+        b.stop()
+    assert torch.equal(generator.get_state(), expected)
+
+
+@pytest.mark.filterwarnings("ignore::seedscope.ConcurrentScopesWarning")
+@pytest.mark.parametrize("first_out", ["first_in", "last_in"])
+def test_overlapping_async_with_blocks_of_two_tasks_leave_nothing_seeded(
+    snapshot: Callable[[], GlobalState], first_out: str
+) -> None:
+    async def hold(scope: Scope, entered: asyncio.Event, leave: asyncio.Event) -> None:
+        async with scope:
+            entered.set()
+            await leave.wait()
+
+    async def main() -> None:
+        events = [(asyncio.Event(), asyncio.Event()) for _ in range(2)]
+        tasks = []
+        for seed, (entered, leave) in zip((1, 2), events, strict=True):
+            scope = deterministic(seed, strict=True)
+            tasks.append(asyncio.create_task(hold(scope, entered, leave)))
+            await entered.wait()
+        order = events if first_out == "first_in" else events[::-1]
+        for _, leave in order:
+            leave.set()
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+        await asyncio.gather(*tasks)
+
+    before = snapshot()
+    asyncio.run(main())
+    assert snapshot() == before

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .._plain import expect_fields, read_int
-from .base import Source
+from .base import ProcessWide
 from .torch import dump_tensor, load_tensor
 
 __all__ = ["Accelerators"]
@@ -215,7 +215,7 @@ def _backends() -> tuple[_Backend, ...]:
     return tuple(found)
 
 
-class Accelerators(Source):
+class Accelerators(ProcessWide):
     """Every accelerator generator torch has here: each CUDA device, XPU, MPS, ..."""
 
     name = "accelerators"

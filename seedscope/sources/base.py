@@ -6,7 +6,7 @@ import abc
 import sys
 from typing import Any
 
-__all__ = ["Source"]
+__all__ = ["ProcessWide", "Source"]
 
 
 class Source(abc.ABC):
@@ -73,3 +73,18 @@ class Source(abc.ABC):
 
     def __repr__(self) -> str:
         return f"<seedscope source {self.name!r}>"
+
+
+class ProcessWide(Source):
+    """A source whose instances all manage one process-wide state, whatever their options.
+
+    Instances compare equal, so the engine knows that a strict scope and a
+    plain one saved the same state: when one leaves while the other, made
+    later in another thread, is still active, it hands its saved state on.
+    """
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self)
+
+    def __hash__(self) -> int:
+        return hash(type(self))

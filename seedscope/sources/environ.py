@@ -14,7 +14,7 @@ from typing import Any
 
 from .._errors import SeedscopeWarning
 from .._plain import expect_fields, read_optional_str
-from .base import Source
+from .base import ProcessWide
 
 __all__ = ["EnvironmentVariables", "cublas_config_needed", "getenv"]
 
@@ -70,7 +70,7 @@ def getenv(name: str) -> str | None:
     return None if raw is None else _DECODE(raw)  # type: ignore[misc]
 
 
-class EnvironmentVariables(Source):
+class EnvironmentVariables(ProcessWide):
     name = "environ"
     module = None
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from .._plain import expect_fields, read_bool
-from .base import Source
+from .base import ProcessWide
 
 __all__ = ["TorchFlags"]
 
@@ -129,7 +129,7 @@ def _read(c: Any) -> _Settings:
     )
 
 
-class TorchFlags(Source):
+class TorchFlags(ProcessWide):
     """cuDNN flags always; with ``strict``, deterministic algorithms and TF32 too.
 
     Every setting is captured and restored in both modes, so a scope also

@@ -7,14 +7,14 @@ import sys
 from typing import Any
 
 from .._plain import b64, expect_fields, read_bytes, read_float, read_int
-from .base import Source
+from .base import ProcessWide
 
 __all__ = ["NumpyGlobal", "dump_legacy_state", "load_legacy_state"]
 
 _WORDS = 624
 
 
-class NumpyGlobal(Source):
+class NumpyGlobal(ProcessWide):
     name = "numpy"
     # ``import numpy`` does not create the global RandomState; numpy.random does.
     module = "numpy.random"

@@ -7,14 +7,14 @@ import random
 from typing import Any
 
 from .._plain import expect_fields, read_float, read_int, words_from_b64, words_to_b64
-from .base import Source
+from .base import ProcessWide
 
 __all__ = ["PythonRandom", "load_random_state"]
 
 _WORDS = 624  # MT19937's state, then the position in it
 
 
-class PythonRandom(Source):
+class PythonRandom(ProcessWide):
     name = "python"
     module = None  # random is imported by seedscope itself
 

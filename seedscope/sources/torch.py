@@ -7,12 +7,12 @@ import sys
 from typing import Any
 
 from .._plain import b64, expect_fields, read_bytes
-from .base import Source
+from .base import ProcessWide
 
 __all__ = ["TorchCPU", "dump_tensor", "load_cpu_generator_state", "load_tensor"]
 
 
-class TorchCPU(Source):
+class TorchCPU(ProcessWide):
     name = "torch"
     module = "torch"
 
