@@ -11,7 +11,7 @@ import os
 import sys
 from typing import Any
 
-from ._seed import MAX_SEED, validate_seed
+from ._seed import MAX_SEED, parse_digits, validate_seed
 
 __all__ = ["broadcast_seed", "get_rank"]
 
@@ -27,23 +27,23 @@ def _process_group() -> Any:
 
 
 def get_rank() -> int:
-    """This process's rank: from ``torch.distributed`` when initialized, else ``$RANK``, else 0."""
+    """This process's rank: from ``torch.distributed`` when initialized, else ``$RANK``, else 0.
+
+    ``$RANK``, when set, must be ASCII digits 0-9 alone: an empty or malformed
+    value raises ``ValueError``.
+    """
     dist = _process_group()
     if dist is not None:
         rank: int = dist.get_rank()
         return rank
     raw = os.environ.get(RANK_ENV_VAR)
-    if raw is None or not raw.strip():
+    if raw is None:
         return 0
-    try:
-        rank = int(raw.strip(), 10)
-    except ValueError:
-        rank = -1
-    if rank < 0:
-        raise ValueError(
-            f"environment variable {RANK_ENV_VAR} must be a process rank (an int >= 0), got {raw!r}"
-        )
-    return rank
+    # Set but empty is an error, not rank 0: it is typically RANK=$VAR with VAR unset, on
+    # every rank, and each would then take rank 0's seed.
+    return parse_digits(
+        raw, what=f"environment variable {RANK_ENV_VAR}", allowed="a process rank (an int >= 0)"
+    )
 
 
 def broadcast_seed(seed: int | None = None, *, src: int = 0, group: Any = None) -> int:

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from ._hashseed import has_hash_seed, startup_hash_seed
-from ._seed import SEED_ENV_VAR
+from ._seed import SEED_ENV_VAR, parse_seed
 from .sources.environ import _CUBLAS_DETERMINISTIC_VALUES, CUBLAS_CONFIG, CUBLAS_DETERMINISTIC
 
 __all__ = ["RunError", "RunOptions", "run"]
@@ -70,7 +70,12 @@ class RunOptions:
     def decode(cls, argv: Sequence[str]) -> RunOptions:
         seed, flags, target, *args = argv
         return cls(
-            int(seed), flags[0] == "1", flags[1] == "1", flags[2] == "m", target, tuple(args)
+            parse_seed(seed, what="seed"),
+            flags[0] == "1",
+            flags[1] == "1",
+            flags[2] == "m",
+            target,
+            tuple(args),
         )
 
 

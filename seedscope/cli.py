@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from . import __version__
-from ._seed import SEED_ENV_VAR, seed_from_environment, validate_seed
+from ._seed import SEED_ENV_VAR, parse_seed, seed_from_environment
 
 __all__ = ["main"]
 
@@ -46,17 +46,8 @@ def _fail(prog: str, message: str, code: int = USAGE_ERROR) -> int:
 
 
 def _seed(parser: _Parser, raw: str | None) -> int:
-    if raw is None:
-        try:
-            return seed_from_environment()
-        except ValueError as exc:
-            parser.error(str(exc))
     try:
-        value = int(raw, 10)
-    except ValueError:
-        parser.error(f"--seed must be an int from 0 to 2**32 - 1, not {raw!r}")
-    try:
-        return validate_seed(value, what="--seed")
+        return seed_from_environment() if raw is None else parse_seed(raw, what="--seed")
     except ValueError as exc:
         parser.error(str(exc))
 
@@ -82,7 +73,8 @@ def _run_parser() -> _Parser:
     parser.add_argument(
         "--seed",
         metavar="N",
-        help=f"the seed, 0 to 2**32 - 1 (default: ${SEED_ENV_VAR}, or 0 when unset)",
+        help=f"the seed, 0 to 2**32 - 1 in ASCII digits 0-9 (default: ${SEED_ENV_VAR}, "
+        "or 0 when unset)",
     )
     parser.add_argument(
         "--strict",

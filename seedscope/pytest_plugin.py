@@ -36,7 +36,7 @@ import pytest
 from ._derive import derive_seed
 from ._errors import SeedscopeWarning
 from ._scope import ActiveScope, Scope, current_scope, deterministic
-from ._seed import MAX_SEED, seed_from_environment, validate_seed
+from ._seed import SEED_TEXT, parse_seed, seed_from_environment, validate_seed
 from .sources import EnvironmentVariables, TorchFlags
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ LEAKS_OPTION = "--seedscope-leaks"
 MARKER = "deterministic"
 LEAK_MODES = ("off", "warn", "error", "rng")
 CACHE_KEY = "seedscope/seed"
-_SEED_VALUES = f"an int in [0, {MAX_SEED}] (0 to 2**32 - 1), 'random' or 'last'"
+_SEED_VALUES = f"{SEED_TEXT}, 'random' or 'last'"
 _WORKER_KEY = "seedscope_seed"
 
 
@@ -110,8 +110,8 @@ def _parse_seed_option(raw: str, what: str, config: pytest.Config) -> _Root:
             seed = int.from_bytes(os.urandom(4), "little")
             return _Root(seed, "picked at random: no previous run recorded one")
     try:
-        seed = validate_seed(int(value, 10))
-    except (TypeError, ValueError):
+        seed = parse_seed(raw, what=what)  # as given: ' 5' is refused, not stripped
+    except ValueError:
         raise pytest.UsageError(f"{what} must be {_SEED_VALUES}, got {raw!r}") from None
     return _Root(seed, "given")
 
@@ -142,7 +142,7 @@ def pytest_configure(config: pytest.Config) -> None:
         # pytest-xdist worker: the controller resolved 'random' and 'last'.
         passed = workerinput[_WORKER_KEY]
         if passed is not None:
-            root = _Root(int(passed[0]), str(passed[1]))
+            root = _Root(validate_seed(passed[0]), str(passed[1]))
     else:
         raw: str | None = config.getoption("seedscope_seed")
         what = SEED_OPTION

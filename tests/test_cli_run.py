@@ -270,6 +270,53 @@ def test_invalid_seedscope_seed_is_a_usage_error(tmp_path: Path) -> None:
     assert_no_seedscope_traceback(result)
 
 
+# Strings int() takes (or, empty, refuses) that are not a seed written with ASCII digits.
+NOT_ASCII_DIGITS = [" 5", "5 ", "+5", "-0", "5_000", "\u0663", "\uff15", ""]
+SEED_TEXT = "an int in [0, 4294967295] (0 to 2**32 - 1) written with ASCII digits 0-9"
+
+
+@pytest.mark.parametrize("value", NOT_ASCII_DIGITS, ids=repr)
+def test_a_seed_option_not_written_in_ascii_digits_alone_is_a_usage_error(
+    tmp_path: Path, value: str
+) -> None:
+    write(tmp_path / "x.py", "print('ran')\n")
+    result = seedscope("run", "--seed", value, "x.py", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert f"seedscope run: error: --seed must be {SEED_TEXT}, got {value!r}\n" in result.stderr
+    assert result.stdout == ""
+    assert_no_seedscope_traceback(result)
+
+
+@pytest.mark.parametrize("value", NOT_ASCII_DIGITS, ids=repr)
+def test_a_seedscope_seed_not_written_in_ascii_digits_alone_is_a_usage_error(
+    tmp_path: Path, value: str
+) -> None:
+    write(tmp_path / "x.py", "print('ran')\n")
+    result = seedscope("run", "x.py", cwd=tmp_path, env=environment(SEEDSCOPE_SEED=value))
+    assert result.returncode == 2, result.stderr
+    assert (
+        f"seedscope run: error: environment variable SEEDSCOPE_SEED must be {SEED_TEXT}, "
+        f"got {value!r}\n"
+    ) in result.stderr
+    assert result.stdout == ""
+    assert_no_seedscope_traceback(result)
+
+
+@pytest.mark.parametrize("how", ["--seed", "SEEDSCOPE_SEED"])
+def test_a_seed_with_leading_zeros_is_read_as_decimal_and_passed_on_without_them(
+    tmp_path: Path, how: str
+) -> None:
+    write(tmp_path / "report.py", REPORT)
+    if how == "--seed":
+        result = seedscope("run", "--seed", "0010", "report.py", cwd=tmp_path)
+    else:
+        env = environment(SEEDSCOPE_SEED="0010")
+        result = seedscope("run", "report.py", cwd=tmp_path, env=env)
+    ours = report(result)
+    assert ours["scope_seed"] == 10
+    assert ours["env"]["PYTHONHASHSEED"] == ours["env"]["SEEDSCOPE_SEED"] == "10"  # type: ignore[index]
+
+
 def test_an_import_error_inside_the_package_is_the_programs_own(tmp_path: Path) -> None:
     write(tmp_path / "pkg" / "__init__.py", "import no_such_dependency\n")
     write(tmp_path / "pkg" / "tool.py", "")

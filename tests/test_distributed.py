@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import socket
 import subprocess
 import sys
@@ -25,7 +26,7 @@ HERE = Path(__file__).parent
 def test_the_rank_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("RANK", raising=False)
     assert get_rank() == 0
-    monkeypatch.setenv("RANK", " 5 ")
+    monkeypatch.setenv("RANK", "5")
     assert get_rank() == 5
 
 
@@ -38,6 +39,42 @@ def test_a_malformed_rank_is_refused_before_anything_changes(
     with pytest.raises(ValueError, match="environment variable RANK must be a process rank"):
         deterministic(1, per_rank=True).__enter__()
     assert snapshot() == before
+
+
+RANK_TEXT = "a process rank (an int >= 0) written with ASCII digits 0-9"
+
+
+@pytest.mark.parametrize("value", [" 5", "5 ", "+5", "-0", "5_000", "\u0663", "\uff15"], ids=repr)
+def test_a_rank_not_written_in_ascii_digits_alone_is_refused_before_anything_changes(
+    value: str, monkeypatch: pytest.MonkeyPatch, snapshot: Any
+) -> None:
+    monkeypatch.setenv("RANK", value)
+    message = f"environment variable RANK must be {RANK_TEXT}, got {value!r}"
+    before = snapshot()
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        deterministic(1, per_rank=True).__enter__()
+    assert snapshot() == before
+
+
+def test_an_empty_rank_is_an_error_not_rank_0(
+    monkeypatch: pytest.MonkeyPatch, snapshot: Any
+) -> None:
+    monkeypatch.setenv("RANK", "")
+    message = f"environment variable RANK must be {RANK_TEXT}, got ''"
+    before = snapshot()
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        deterministic(1, per_rank=True).__enter__()
+    assert snapshot() == before
+
+
+@pytest.mark.parametrize(("value", "rank"), [("0", 0), ("007", 7), ("12", 12)])
+def test_a_rank_of_ascii_digits_is_read_as_decimal_leading_zeros_included(
+    value: str, rank: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RANK", value)
+    assert get_rank() == rank
+    with deterministic(42, per_rank=True) as active:
+        assert active.seed == derive_seed(42, "rank", rank)
 
 
 def test_per_rank_scopes_seed_each_rank_with_a_derived_seed(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -94,7 +95,7 @@ def test_seedscope_seed_is_read_at_each_entry() -> None:
     os.environ["SEEDSCOPE_SEED"] = "1"
     with scope as first:
         pass
-    os.environ["SEEDSCOPE_SEED"] = " 2 "
+    os.environ["SEEDSCOPE_SEED"] = "2"
     with scope as second:
         pass
     assert (first.seed, second.seed) == (1, 2)
@@ -112,6 +113,36 @@ def test_a_bad_seedscope_seed_raises_at_entry_naming_it_and_changes_nothing(
     assert value in str(info.value)
     assert snapshot() == before
     assert current_scope() is None
+
+
+# Strings int() takes (or, empty, refuses) that are not a seed written with ASCII digits.
+NOT_ASCII_DIGITS = [" 5", "5 ", "+5", "-0", "5_000", "\u0663", "\uff15", ""]
+SEED_TEXT = "an int in [0, 4294967295] (0 to 2**32 - 1) written with ASCII digits 0-9"
+
+
+@pytest.mark.parametrize("value", NOT_ASCII_DIGITS, ids=repr)
+def test_a_seedscope_seed_not_written_in_ascii_digits_alone_raises_at_entry_and_changes_nothing(
+    snapshot: Snapshot, value: str
+) -> None:
+    os.environ["SEEDSCOPE_SEED"] = value
+    message = f"environment variable SEEDSCOPE_SEED must be {SEED_TEXT}, got {value!r}"
+    scope = deterministic(strict=True)
+    before = snapshot()
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"), scope:
+        pytest.fail("the block must not run")
+    assert snapshot() == before
+    assert current_scope() is None
+
+
+@pytest.mark.parametrize(
+    ("value", "seed"), [("0", 0), ("007", 7), ("4294967295", 2**32 - 1), ("04294967295", 2**32 - 1)]
+)
+def test_a_seedscope_seed_of_ascii_digits_is_read_as_decimal_leading_zeros_included(
+    value: str, seed: int
+) -> None:
+    os.environ["SEEDSCOPE_SEED"] = value
+    with deterministic() as scope:
+        assert scope.seed == seed
 
 
 def test_a_bad_seedscope_seed_does_not_matter_to_an_explicit_seed() -> None:
