@@ -219,7 +219,7 @@ def _untested_code_blocks(pages: list[Path]) -> list[str]:
 
 @nox.session(python=MAIN_INTERPRETER)
 def bench(session: nox.Session) -> None:
-    """Every benchmark: scopes, training-run helpers and the pytest plugin.
+    """Every benchmark: scopes, training-run helpers, the pytest plugin and verify's compare.
 
     lightning-fabric and pytest-randomly are benchmark-only dependencies.
     Arguments (``-- --quick``) go to the scope benchmark.
@@ -228,6 +228,7 @@ def bench(session: nox.Session) -> None:
     session.run("python", "benchmarks/bench_scope.py", *session.posargs)
     session.run("python", "benchmarks/bench_training.py")
     session.run("python", "benchmarks/bench_pytest_plugin.py")
+    session.run("python", "benchmarks/bench_verify.py")
 
 
 DEMO = ("seedscope", "verify", "--", "python", "examples/reproducible_training.py")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import struct
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 __all__ = ["Mismatch", "find_mismatch", "format_value"]
@@ -68,6 +68,10 @@ class _Missing:
 
 
 MISSING: Any = _Missing()
+
+# Large tensors and arrays are compared this many bytes at a time: the comparison's
+# temporaries stay small, and the first block that differs ends it.
+_BLOCK_BYTES = 4 << 20
 
 
 def _summary(value: Any) -> str | None:
@@ -223,19 +227,24 @@ class _Comparer:
             x, y = x.int_repr(), y.int_repr()
         if x.numel() == 0:
             return None
-        if self.exact or not (x.is_floating_point() or x.is_complex()):
-            size = x.element_size()
-            x_bytes = x.view(torch.uint8).reshape(-1, size)
-            differs = (x_bytes != y.view(torch.uint8).reshape(-1, size)).any(dim=1)
-        else:
-            differs = ~torch.isclose(x, y, rtol=self.rtol, atol=self.atol, equal_nan=True)
-        flat = differs.nonzero()
-        if flat.numel() == 0:
-            return None
-        position = int(flat[0, 0])
-        index = _unravel(position, tuple(a.shape))
-        where = path + _index(index) if index else path
-        return Mismatch(where, x[position].item(), y[position].item(), index=index)
+        exact = self.exact or not (x.is_floating_point() or x.is_complex())
+        size = x.element_size()
+        step = max(1, _BLOCK_BYTES // size)
+        for start in range(0, x.numel(), step):
+            p, q = x[start : start + step], y[start : start + step]
+            if exact:
+                differs = (
+                    p.view(torch.uint8).reshape(-1, size) != q.view(torch.uint8).reshape(-1, size)
+                ).any(dim=1)
+            else:
+                differs = ~torch.isclose(p, q, rtol=self.rtol, atol=self.atol, equal_nan=True)
+            flat = differs.nonzero()
+            if flat.numel():
+                position = start + int(flat[0, 0])
+                index = _unravel(position, tuple(a.shape))
+                where = path + _index(index) if index else path
+                return Mismatch(where, x[position].item(), y[position].item(), index=index)
+        return None
 
     def arrays(self, a: Any, b: Any, path: str, numpy: Any) -> Mismatch | None:
         if a.dtype != b.dtype:
@@ -244,27 +253,55 @@ class _Comparer:
             return Mismatch(path, a.shape, b.shape, "shapes differ")
         if a.size == 0:
             return None
-        x = numpy.ascontiguousarray(a).reshape(-1)
-        y = numpy.ascontiguousarray(b).reshape(-1)
         if a.dtype.hasobject:
+            x = numpy.ascontiguousarray(a).reshape(-1)
+            y = numpy.ascontiguousarray(b).reshape(-1)
             for position, (p, q) in enumerate(zip(x, y, strict=True)):
                 found = self.compare(p, q, path + _index(_unravel(position, a.shape)))
                 if found:
                     return found
             return None
-        if self.exact or a.dtype.kind not in "fc":
-            size = a.dtype.itemsize
-            x_bytes = x.view(numpy.uint8).reshape(-1, size)
-            differs = (x_bytes != y.view(numpy.uint8).reshape(-1, size)).any(axis=1)
-        else:
-            differs = ~numpy.isclose(x, y, rtol=self.rtol, atol=self.atol, equal_nan=True)
-        positions = numpy.flatnonzero(differs)
-        if positions.size == 0:
-            return None
-        position = int(positions[0])
-        index = _unravel(position, a.shape)
-        where = path + _index(index) if index else path
-        return Mismatch(where, x[position].item(), y[position].item(), index=index)
+        exact = self.exact or a.dtype.kind not in "fc"
+        size = a.dtype.itemsize
+        for start, x, y in _array_blocks(a, b, numpy):
+            if exact:
+                differs = (
+                    x.view(numpy.uint8).reshape(-1, size) != y.view(numpy.uint8).reshape(-1, size)
+                ).any(axis=1)
+            else:
+                differs = ~numpy.isclose(x, y, rtol=self.rtol, atol=self.atol, equal_nan=True)
+            positions = numpy.flatnonzero(differs)
+            if positions.size:
+                offset = int(positions[0])
+                index = _unravel(start + offset, a.shape)
+                where = path + _index(index) if index else path
+                return Mismatch(where, x[offset].item(), y[offset].item(), index=index)
+        return None
+
+
+def _array_blocks(a: Any, b: Any, numpy: Any) -> Iterator[tuple[int, Any, Any]]:
+    """Two arrays of one shape and dtype, in C order a block at a time: (first position, blocks).
+
+    Each block is a contiguous 1-d array; only blocks are copied, never a whole array.
+    """
+    step = max(1, _BLOCK_BYTES // max(1, a.dtype.itemsize))
+    if a.flags.c_contiguous and b.flags.c_contiguous:
+        x, y = a.reshape(-1), b.reshape(-1)
+        for start in range(0, x.size, step):
+            yield start, x[start : start + step], y[start : start + step]
+        return
+    # Another layout (Fortran order, a strided view): nditer copies block by block.
+    blocks = numpy.nditer(
+        (a, b),
+        flags=("external_loop", "buffered", "zerosize_ok"),
+        op_flags=[["readonly", "contig"]] * 2,
+        order="C",
+        buffersize=step,
+    )
+    start = 0
+    for x, y in blocks:
+        yield start, x, y
+        start += x.size
 
 
 def _default_equality(value: Any) -> bool:

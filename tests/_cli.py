@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -67,3 +68,41 @@ def write(path: Path, source: str) -> Path:
 def assert_no_seedscope_traceback(result: subprocess.CompletedProcess[str]) -> None:
     assert "Traceback" not in result.stderr, result.stderr
     assert PACKAGE_DIR not in result.stderr, result.stderr
+
+
+def compare_in_fresh_process(
+    first: Path, second: Path, imports: tuple[str, ...] = ()
+) -> tuple[float, str | None]:
+    """``seedscope verify``'s comparison of two files, in a fresh interpreter (Linux only).
+
+    Returns how much the peak resident memory (``VmHWM``) grew during the comparison,
+    in MiB, and the report's text for the file (None when the files agree). The
+    modules in ``imports`` are imported before, so that their memory does not count.
+    """
+    code = f"""
+        import importlib, json
+        from seedscope._verify import _compare_files
+
+        for module in {imports!r}:
+            importlib.import_module(module)
+
+        def peak():
+            with open("/proc/self/status") as status:
+                for line in status:
+                    if line.startswith("VmHWM:"):
+                        return int(line.split()[1]) / 1024
+
+        before = peak()
+        report = _compare_files("out", {os.fspath(first)!r}, {os.fspath(second)!r}, (1, 2))
+        print(json.dumps([peak() - before, report]))
+    """
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    growth, report = json.loads(result.stdout)
+    return growth, report

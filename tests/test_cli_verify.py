@@ -1,16 +1,28 @@
 """``seedscope verify``: several runs of a command, their stdout and files compared.
 
-Each test runs the real command. Needs neither numpy nor torch (tensor files
-are in test_cli_verify_tensors.py).
+Each test runs the real command, but for those of the comparison of big files,
+which call its parts. Needs neither numpy nor torch (tensor files are in
+test_cli_verify_tensors.py).
 """
 
 from __future__ import annotations
 
+import io
+import random
 import sys
 from pathlib import Path
 
 import pytest
-from _cli import EXAMPLES, assert_no_seedscope_traceback, environment, seedscope, write
+from _cli import (
+    EXAMPLES,
+    assert_no_seedscope_traceback,
+    compare_in_fresh_process,
+    environment,
+    seedscope,
+    write,
+)
+
+from seedscope._verify import _CHUNK, _first_difference, _text_difference
 
 PY = sys.executable
 
@@ -131,6 +143,21 @@ def test_binary_files_name_the_first_differing_byte(tmp_path: Path) -> None:
     assert "  blob.bin: bytes differ from offset " in result.stdout
 
 
+@pytest.mark.parametrize("value", [" 5", "+5", "-0", "5_000", "\u0663", "\uff15", ""], ids=repr)
+def test_a_seed_option_not_written_in_ascii_digits_alone_is_a_usage_error(
+    tmp_path: Path, value: str
+) -> None:
+    write(tmp_path / "x.py", "print('ran')\n")
+    result = seedscope("verify", "--seed", value, "--", PY, "x.py", cwd=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert (
+        "seedscope verify: error: --seed must be an int in [0, 4294967295] (0 to 2**32 - 1) "
+        f"written with ASCII digits 0-9, got {value!r}\n"
+    ) in result.stderr
+    assert result.stdout == ""
+    assert_no_seedscope_traceback(result)
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -156,3 +183,159 @@ def test_usage_errors_exit_2_with_a_clear_message(
     assert message in result.stderr
     assert "error:" in result.stderr
     assert_no_seedscope_traceback(result)
+
+
+# -- big files: compared a chunk at a time -------------------------------------------------
+
+# Copies run 1's or run 2's version of each file in v1/ or v2/ into place.
+COPY_INTO_PLACE = """
+    import pathlib, shutil
+    counter = pathlib.Path("count.txt")
+    run = int(counter.read_text()) + 1 if counter.exists() else 1
+    counter.write_text(str(run))
+    for made in sorted(pathlib.Path(f"v{min(run, 2)}").iterdir()):
+        shutil.copyfile(made, made.name)
+"""
+
+SMALL_CHUNK = 16
+DATA = bytes(range(7, 57))  # 50 bytes: three chunks of 16 and two bytes more
+
+
+def changed(data: bytes, offset: int) -> bytes:
+    return data[:offset] + bytes([data[offset] ^ 0xFF]) + data[offset + 1 :]
+
+
+@pytest.mark.parametrize("locate", ["numpy", "memcmp bisection"])
+@pytest.mark.parametrize(
+    ("first", "second", "expected"),
+    [
+        pytest.param(DATA, DATA, None, id="equal"),
+        pytest.param(b"", b"", None, id="both empty"),
+        pytest.param(DATA, changed(DATA, 0), 0, id="first byte"),
+        pytest.param(DATA, changed(DATA, SMALL_CHUNK - 1), SMALL_CHUNK - 1, id="end of a chunk"),
+        pytest.param(DATA, changed(DATA, SMALL_CHUNK), SMALL_CHUNK, id="start of a chunk"),
+        pytest.param(DATA, changed(DATA, SMALL_CHUNK + 1), SMALL_CHUNK + 1, id="after a boundary"),
+        pytest.param(DATA, changed(DATA, 2 * SMALL_CHUNK), 2 * SMALL_CHUNK, id="third chunk"),
+        pytest.param(DATA, changed(DATA, len(DATA) - 1), len(DATA) - 1, id="last byte"),
+        pytest.param(DATA, changed(changed(DATA, 40), 20), 20, id="two differences"),
+        pytest.param(DATA, DATA[:SMALL_CHUNK], SMALL_CHUNK, id="prefix of one chunk"),
+        pytest.param(DATA[: 2 * SMALL_CHUNK], DATA, 2 * SMALL_CHUNK, id="prefix of two chunks"),
+        pytest.param(DATA, DATA[:-1], len(DATA) - 1, id="one byte shorter"),
+        pytest.param(DATA, DATA + b"\0", len(DATA), id="one byte longer"),
+        pytest.param(b"", DATA, 0, id="empty"),
+        pytest.param(bytes(300), bytes(299) + b"\1", 299, id="past the bisection's 64 bytes"),
+    ],
+)
+def test_chunked_compare_finds_the_first_differing_byte_at_chunk_boundaries(
+    monkeypatch: pytest.MonkeyPatch, locate: str, first: bytes, second: bytes, expected: int | None
+) -> None:
+    if locate == "numpy":
+        pytest.importorskip("numpy")  # used when already imported
+    else:
+        monkeypatch.setitem(sys.modules, "numpy", None)
+    for a, b in ((first, second), (second, first)):
+        assert _first_difference(io.BytesIO(a), io.BytesIO(b), SMALL_CHUNK) == expected
+        assert _first_difference(io.BytesIO(a), io.BytesIO(b)) == expected  # one chunk
+
+
+BIG = 2 * _CHUNK + 5  # two chunks as verify reads files, and 5 bytes more
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        pytest.param(0, "bytes differ from offset 0", id="first byte"),
+        pytest.param(_CHUNK - 1, f"bytes differ from offset {_CHUNK - 1}", id="end of a chunk"),
+        pytest.param(_CHUNK, f"bytes differ from offset {_CHUNK}", id="start of a chunk"),
+        pytest.param(BIG - 1, f"bytes differ from offset {BIG - 1}", id="last byte"),
+        pytest.param(None, f"sizes differ: {BIG} and {_CHUNK} bytes", id="only the first chunk"),
+    ],
+)
+def test_verify_names_the_first_differing_byte_of_files_larger_than_a_chunk(
+    tmp_path: Path, change: int | None, expected: str
+) -> None:
+    first = (bytes(range(256)) * (BIG // 256 + 1))[:BIG]
+    second = first[:_CHUNK] if change is None else changed(first, change)
+    for run, content in ((1, first), (2, second)):
+        (tmp_path / f"v{run}").mkdir()
+        (tmp_path / f"v{run}" / "blob.bin").write_bytes(content)
+    write(tmp_path / "place.py", COPY_INTO_PLACE)
+    result = seedscope("verify", "--compare", "blob.bin", "--", PY, "place.py", cwd=tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"  blob.bin: {expected}\n" in result.stdout
+
+
+def report_of_whole_texts(a: bytes, b: bytes) -> str | None:
+    """The report as it was made before texts were read in pieces: from every line at once."""
+    lines_a = a.decode("utf-8", "replace").splitlines()
+    lines_b = b.decode("utf-8", "replace").splitlines()
+
+    def show(line: str) -> str:
+        text = line if line.isprintable() else repr(line)
+        return text if len(text) <= 300 else text[:297] + "..."
+
+    for number in range(1, max(len(lines_a), len(lines_b)) + 1):
+        x = lines_a[number - 1] if number <= len(lines_a) else "<end of output>"
+        y = lines_b[number - 1] if number <= len(lines_b) else "<end of output>"
+        if x != y:
+            return f"line {number} differs:\n    run 1: {show(x)}\n    run 2: {show(y)}"
+    return None
+
+
+def text_pairs() -> list[tuple[bytes, bytes]]:
+    long = "x" * 700
+    pairs = [
+        ("a\r\nb\n", "a\r\nc\n"),
+        ("a\r\nb", "a\rb"),  # the same lines
+        ("a\nb\n", "a\n"),
+        ("", "\n"),
+        ("\r\r\n\n", "\r\n\r\n"),
+        (long + "y\n", long + "z\n"),
+        (f"'\t{long}\"\n", f"'\t{long}'\n"),  # long lines that repr() quotes
+        (f"\t{long}'", f'\t{long}"'),
+        ("é\u2028ü\x85x\x1cy", "é\u2028ü\x85x\x1dy"),
+        ("é\u2028ü\n", "é\u2028ü\r\n"),
+    ]
+    texts = [(a.encode(), b.encode()) for a, b in pairs]
+    texts.append((b"a\xffb\n", b"a\xfeb\n"))  # invalid bytes, replaced alike
+    texts.append((b"a\n\xe2\x80", b"a\n\xe2\x81"))  # cut off inside a character
+    pieces = ["a", "'", '"', "\n", "\r", "\r\n", "\x0b", "\u2028", "é", "\t", long]
+    rng = random.Random(0)
+    for _ in range(300):
+        a = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 10)))
+        b = list(a)
+        if b:
+            b[rng.randrange(len(b))] = rng.choice(pieces)
+        texts.append((a.encode(), "".join(b).encode()))
+    return texts
+
+
+def test_text_read_in_pieces_is_reported_as_the_whole_text_was() -> None:
+    for a, b in text_pairs():
+        for x, y in ((a, b), (b, a)):
+            expected = report_of_whole_texts(x, y)
+            for size in (1, 2, 3, 5, 8, 64, 1 << 20):
+                report = _text_difference(io.BytesIO(x), io.BytesIO(y), (1, 2), size)
+                assert report == expected, (x, y, size)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
+def test_comparing_large_files_keeps_memory_flat(tmp_path: Path) -> None:
+    size = 300 << 20
+    first, second = tmp_path / "first.bin", tmp_path / "second.bin"
+    for path in (first, second):  # sparse: no disk taken, read back as zeros
+        with path.open("wb") as file:
+            file.truncate(size)
+    with second.open("r+b") as file:
+        file.seek(size - 1)
+        file.write(b"\1")
+    growth, report = compare_in_fresh_process(first, second)
+    assert report == f"bytes differ from offset {size - 1}"
+    assert growth < 64, f"peak memory grew by {growth:.0f} MiB comparing two files of 300 MiB"
+
+    lines = b"".join(b"line %d of a long text\n" % n for n in range(1_500_000))  # 37 MB
+    first.write_bytes(lines + b"the end\n")
+    second.write_bytes(lines + b"the END\n")
+    growth, report = compare_in_fresh_process(first, second)
+    assert report == "line 1500001 differs:\n    run 1: the end\n    run 2: the END"
+    assert growth < 64, f"peak memory grew by {growth:.0f} MiB comparing two texts of 37 MB"
