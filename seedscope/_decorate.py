@@ -23,7 +23,6 @@ import wrapt
 from ._scope import ActiveScope, Scope, _entry_seed, _leave, _resume, _stack, _suspend
 
 if TYPE_CHECKING:
-    from contextlib import AbstractContextManager
     from typing import TypeAlias
 
     from ._streams import PrivateStream
@@ -58,60 +57,103 @@ class _Stepper:
         self._group: list[ActiveScope] = []
         self._base = 0
 
-    def __enter__(self) -> None:
+    def run(self, step: Callable[..., Any], *args: Any) -> tuple[Any, BaseException | None]:
+        """``step(*args)`` in the generator's own state; the caller's is back however it ends.
+
+        Returns what the step returned or raised (``StopIteration`` ends every
+        generator), so that what this raises is an interruption and nothing else.
+        Not a ``with`` block: one reports its line to trace functions before
+        calling ``__exit__``, and an exception raised there would leave the
+        generator's state in place. Here the handler suspends whatever is still live.
+        """
+        try:
+            self._resume()
+            outcome = _outcome(step, *args)
+            self._suspend()
+        except BaseException:
+            self._suspend()
+            raise
+        return outcome
+
+    def _resume(self) -> None:
         region = self._region
         self._base = len(_stack.get())
         if isinstance(region, Scope):
             if not self._group:
-                self._group = [
-                    ActiveScope(region, _entry_seed(region) if region._seeding else None)
-                ]
-            _resume(self._group)
-            return
-        self._group[:1] = [region._claim()]
-        try:
-            _resume(self._group)
-        except BaseException:
-            region._release()
-            raise
+                seed = _entry_seed(region) if region._seeding else None
+                self._group = [ActiveScope(region, seed)]
+        else:
+            self._group[:1] = [region._claim(self)]
+        _resume(self._group)
 
-    def __exit__(self, *exc_info: object) -> None:
-        try:
+    def _suspend(self) -> None:
+        """Suspend what the step left live, and give the stream back; safe to repeat."""
+        if self._group and self._group[0]._live:
             head = self._group[0]
             group = [entry for entry in _stack.get()[self._base :] if entry._live]
             if group and group[0] is head:
                 self._group = group
                 _suspend(group)
-            elif group:  # the step exited its own entry out of order: nothing to keep
+            else:  # the step exited its own entry out of order: nothing to keep
                 self._group = []
-                _leave(group, keep_inner=False)
-        finally:
-            if not isinstance(self._region, Scope):
-                self._region._release()
+                _leave(group, keep=())
+        region = self._region
+        if not isinstance(region, Scope) and not (self._group and self._group[0]._live):
+            region._release(self)
 
 
-def _drive(step: AbstractContextManager[Any], inner: _Steppable) -> Generator[Any, Any, Any]:
+def _outcome(step: Callable[..., Any], *args: Any) -> tuple[Any, BaseException | None]:
+    """What ``step(*args)`` returns or raises, as a value."""
+    try:
+        return step(*args), None
+    except BaseException as exc:  # StopIteration ends every generator: not an interruption
+        return None, exc
+
+
+def _drive(step: _Stepper, inner: _Steppable) -> Generator[Any, Any, Any]:
     """``yield from inner``, with every step of ``inner`` run in the scope's own state."""
     to_send: Any = None
     to_throw: BaseException | None = None
-    while True:
-        try:
-            with step:
-                if to_throw is None:
-                    value = inner.send(to_send)
-                else:
-                    exc, to_throw = to_throw, None
-                    value = inner.throw(exc)
-        except StopIteration as stop:
-            return stop.value
-        try:
-            to_send = yield value
-        except GeneratorExit:
-            with step:
-                inner.close()
-            raise
-        except BaseException as exc:
-            to_throw = exc
+    try:
+        while True:
+            if to_throw is None:
+                value, error = step.run(inner.send, to_send)
+            elif isinstance(to_throw, GeneratorExit):
+                _, error = step.run(inner.close)
+                raise error or to_throw
+            else:
+                value, error = step.run(inner.throw, to_throw)
+            if isinstance(error, StopIteration):
+                return error.value
+            if error is not None:
+                raise error
+            to_send, to_throw = yield from _receive(value)
+    except BaseException:
+        # Interrupted on a line of this loop, between steps: close inner in its
+        # own state now, so that the scopes it holds exit where they belong
+        # instead of when it is garbage-collected, outside of any step.
+        if not _finished(inner):
+            step.run(inner.close)
+        raise
+
+
+def _receive(value: Any) -> Generator[Any, Any, tuple[Any, BaseException | None]]:
+    """Yield ``value``; return what was sent back, or what was thrown in.
+
+    Apart from ``_drive`` because a ``try:`` line there would be outside its
+    handler: CPython raises what a trace function raises on a nested ``try:``
+    line past the enclosing ``try``'s handlers.
+    """
+    try:
+        return (yield value), None
+    except BaseException as exc:
+        return None, exc
+
+
+def _finished(inner: object) -> bool:
+    """Whether a generator or coroutine has run to its end (or is not one: nothing to close)."""
+    frame = getattr(inner, "gi_frame", getattr(inner, "cr_frame", None))
+    return frame is None
 
 
 class _SteppedAwaitable:
@@ -119,7 +161,7 @@ class _SteppedAwaitable:
 
     __slots__ = ("_inner", "_step")
 
-    def __init__(self, step: AbstractContextManager[Any], inner: Any) -> None:
+    def __init__(self, step: _Stepper, inner: Any) -> None:
         self._step = step
         self._inner = inner
 
@@ -127,7 +169,7 @@ class _SteppedAwaitable:
         return _drive(self._step, self._inner)
 
 
-def _step_for(scope: _Region) -> AbstractContextManager[Any]:
+def _step_for(scope: _Region) -> _Stepper:
     """What runs each step of a generator or coroutine: a stepper of its own."""
     return _Stepper(scope)
 

@@ -14,7 +14,7 @@ import os
 import random  # noqa: F401  (before the fork handler below: see there)
 import threading
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from contextvars import ContextVar
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
@@ -44,8 +44,31 @@ _stack: ContextVar[tuple[ActiveScope, ...]] = ContextVar("seedscope_stack", defa
 # on instead of restoring it: the last one out restores the state from before
 # the first one in. Capture, registration and restore all happen under
 # ``_lock``, so no entry can save a state that an earlier one is about to undo.
-_lock = threading.Lock()
+# Reentrant only so that it knows its owner: see ``_locked``.
+_lock = threading.RLock()
 _entries: list[ActiveScope] = []
+
+_R = TypeVar("_R")
+
+
+def _locked(work: Callable[..., _R], *args: Any) -> _R:
+    """``work(*args)`` with ``_lock`` held, released however and wherever it is interrupted.
+
+    Not ``with _lock:``: a ``with`` statement reports its own line to trace
+    functions before it calls ``__exit__``, so an exception raised there
+    (a trace function's, or a signal handler's) would leave the lock held.
+    Here every line that could be interrupted with the lock held is inside
+    the ``try``, and the handler releases the lock if this thread holds it.
+    """
+    try:
+        _lock.acquire()
+        result = work(*args)
+        _lock.release()
+        return result
+    except BaseException:
+        if _lock._is_owned():  # type: ignore[attr-defined]
+            _lock.release()
+        raise
 
 
 class ActiveScope:
@@ -241,7 +264,7 @@ def _exit_scope(scope: Scope) -> None:
 
 def _exit_entry(active: ActiveScope, inside: tuple[ActiveScope, ...]) -> None:
     """Leave ``active``; entries still live ``inside`` it are left first, then reported."""
-    _leave([active, *inside], keep_inner=False)
+    _leave([active, *inside], keep=())
     if inside:
         raise RuntimeError(
             f"scopes must be exited in the reverse order of entry: exiting {active.scope!r} "
@@ -258,15 +281,13 @@ def _enter(scope: Scope) -> ActiveScope:
     active = ActiveScope(scope, seed)
     _warn_if_overlapping([active])
     try:
-        with _lock:
-            active._saved = _capture(scope._sources)
-            _register(active)
+        _locked(_capture_and_register, active)
         if seed is not None:
             for source in active._saved:
                 source.seed(seed)
         return active
     except BaseException:
-        _leave([active], keep_inner=False)
+        _leave([active], keep=())
         raise
 
 
@@ -287,7 +308,7 @@ def _suspend(group: list[ActiveScope]) -> None:
     ``group`` is the innermost live entries of this stack, outermost first:
     the generator's own entry and every scope its step opened and left open.
     """
-    _leave(group, keep_inner=True)
+    _leave(group, keep=group)
 
 
 def _resume(group: list[ActiveScope]) -> None:
@@ -297,19 +318,27 @@ def _resume(group: list[ActiveScope]) -> None:
     try:
         for active in group:
             resumed.append(active)
-            with _lock:
-                active._saved = _capture(active.scope._sources)
-                _register(active)
-                inner = active._inner
-                for source in active._saved:
-                    if source in inner:
-                        source.restore(inner[source])
-                    elif active.seed is not None:
-                        source.seed(active.seed)  # imported while the generator was suspended
+            _locked(_capture_and_register, active)
+            _locked(_bring_back, active)
     except BaseException:
         # The generator has not run: its states in ``_inner`` are still right.
-        _leave(resumed, keep_inner=False)
+        _leave(resumed, keep=())
         raise
+
+
+def _bring_back(active: ActiveScope) -> None:
+    inner = active._inner
+    for source in active._saved:
+        if source in inner:
+            source.restore(inner[source])
+        elif active.seed is not None:
+            source.seed(active.seed)  # imported while the generator was suspended
+
+
+def _capture_and_register(active: ActiveScope) -> None:
+    """Save the state around ``active`` and make it live, as one step (with ``_lock`` held)."""
+    active._saved = _capture(active.scope._sources)
+    _register(active)
 
 
 def _capture(sources: tuple[Source, ...]) -> _Saved:
@@ -357,14 +386,14 @@ class _Plan:
         self.restores: _Saved = {}
 
 
-def _plan(group: list[ActiveScope], keep_inner: bool) -> _Plan:
+def _plan(group: list[ActiveScope], keep: Collection[ActiveScope]) -> _Plan:
     """Decide, innermost entry first, where each saved state goes (with ``_lock`` held)."""
     plan = _Plan()
     restores = plan.restores  # the state each source has once the entries so far have left
     for active in reversed(group):
         if active not in _entries:
             continue  # never registered, so never seeded: nothing to undo
-        if keep_inner:
+        if active in keep:
             inner = {
                 source: restores[source] if source in restores else source.capture()
                 for source in active._saved
@@ -398,41 +427,63 @@ def _commit(group: list[ActiveScope], plan: _Plan) -> None:
         _imports.uninstall()
 
 
-def _leave(group: list[ActiveScope], *, keep_inner: bool) -> None:
+class _Leaving:
+    """How far leaving a group has got: each step is done once, and can be run again."""
+
+    __slots__ = ("done", "failures", "group", "interrupt", "keep", "plan")
+
+    def __init__(self, group: list[ActiveScope], keep: Collection[ActiveScope]) -> None:
+        self.group = group
+        self.keep = keep
+        self.plan: _Plan | None = None
+        self.failures: list[tuple[str, BaseException]] | None = None
+        self.interrupt: BaseException | None = None
+        self.done = False
+
+    def interrupted(self, exc: BaseException) -> None:
+        if self.interrupt is None:
+            self.interrupt = exc
+
+
+def _leave(group: list[ActiveScope], *, keep: Collection[ActiveScope]) -> None:
     """Take ``group`` out of this stack and put back (or hand on) every state it saved.
+
+    The entries in ``keep`` are suspended rather than left: each keeps its
+    own current state, to be brought back by ``_resume``.
 
     Whatever interrupts it (``KeyboardInterrupt``, a signal handler that
     raises), it finishes, then re-raises the first interruption. Every step
     can be repeated, so an interrupted step is simply run again. Ordinary
     errors of a source's ``restore`` are collected into one ``RestoreError``.
     """
-    interrupt: BaseException | None = None
-    plan: _Plan | None = None
-    committed = False
-    restores: list[tuple[Source, Any]] | None = None
-    failures: list[tuple[str, BaseException]] = []
-    cut_short: BaseException | None = None
-    while True:
+    leaving = _Leaving(group, keep)
+    while not leaving.done:
         try:
-            with _lock:
-                if plan is None:
-                    plan = _plan(group, keep_inner)
-                if not committed:
-                    _commit(group, plan)
-                    committed = True
-                if restores is None:
-                    restores = list(reversed(plan.restores.items()))
-                failures, cut_short = _restore_each(restores)
-            break
+            _locked(_finish_leaving, leaving)
+        except BaseException as exc:  # interrupted before the lock was taken, or after
+            leaving.interrupted(exc)
+    if leaving.interrupt is not None:
+        raise leaving.interrupt
+    if leaving.failures:
+        raise RestoreError(leaving.failures) from leaving.failures[0][1]
+
+
+def _finish_leaving(leaving: _Leaving) -> None:
+    """Plan, commit and restore, in one hold of ``_lock``: no entry can come in between."""
+    while not leaving.done:
+        try:
+            if leaving.plan is None:
+                leaving.plan = _plan(leaving.group, leaving.keep)
+            _commit(leaving.group, leaving.plan)
+            if leaving.failures is None:
+                restores = list(reversed(leaving.plan.restores.items()))
+                failures, interrupt = _restore_each(restores)
+                if interrupt is not None:
+                    leaving.interrupted(interrupt)
+                leaving.failures = failures
+            leaving.done = True
         except BaseException as exc:
-            if interrupt is None:
-                interrupt = exc
-    if cut_short is not None and interrupt is None:
-        interrupt = cut_short
-    if interrupt is not None:
-        raise interrupt
-    if failures:
-        raise RestoreError(failures) from failures[0][1]
+            leaving.interrupted(exc)
 
 
 def _restore_each(

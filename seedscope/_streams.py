@@ -25,7 +25,6 @@ from ._scope import (
     _entry_seed,
     _leave,
     _resume,
-    _suspend,
     _Target,
     deterministic,
     is_decorator_target,
@@ -51,7 +50,8 @@ class PrivateStream:
         # the stream is not entered, the entry holds the stream's own state,
         # exactly as a decorated generator's entry does between steps.
         self._entry: ActiveScope | None = None
-        self._busy = False
+        # Who has the stream entered: a with block (the stream itself) or a generator's stepper.
+        self._busy: object | None = None
         self._lock = threading.Lock()
 
     @property
@@ -67,17 +67,17 @@ class PrivateStream:
     @property
     def active(self) -> bool:
         """Whether the stream is entered now."""
-        return self._busy
+        return self._busy is not None
 
     def __repr__(self) -> str:
         return f"private_stream({repr(self._scope).partition('(')[2]}"
 
     # -- entering and leaving ------------------------------------------------------
 
-    def _claim(self) -> ActiveScope:
-        """Mark the stream entered and return its entry (made, with its seed, the first time)."""
+    def _claim(self, owner: object) -> ActiveScope:
+        """Mark the stream entered by ``owner``; return its entry, made at the first entry."""
         with self._lock:
-            if self._busy:
+            if self._busy is not None:
                 raise RuntimeError(
                     f"{self!r} is already active: a private stream serves one entry at a "
                     "time (make one stream per thread, task or nested use)"
@@ -85,20 +85,26 @@ class PrivateStream:
             if self._entry is None:
                 # No state of its own yet: the first resume seeds every source.
                 self._entry = ActiveScope(self._scope, _entry_seed(self._scope))
-            self._busy = True
+            self._busy = owner
             return self._entry
 
-    def _release(self) -> None:
-        self._busy = False
+    def _release(self, owner: object) -> None:
+        if self._busy is owner:
+            self._busy = None
 
     def __enter__(self) -> ActiveScope:
-        entry = self._claim()
+        claim = object()
         try:
+            entry = self._claim(claim)
             _resume([entry])  # saves the caller's state, brings back the stream's (or seeds)
+            return entry
         except BaseException:
-            self._release()
+            # Interrupted after the stream came in: the with block will not exit it.
+            came_in = self._entry
+            if came_in is not None and came_in._live and self._busy is claim:
+                _leave([came_in], keep=(came_in,))
+            self._release(claim)
             raise
-        return entry
 
     def __exit__(
         self,
@@ -112,11 +118,11 @@ class PrivateStream:
             raise RuntimeError(f"{self!r} is not active here: nothing to exit")
         inside = stack[stack.index(entry) + 1 :]
         try:
-            if inside:
-                _leave(list(inside), keep_inner=False)
-            _suspend([entry])  # keeps the stream's state on the entry, restores the caller's
+            # Scopes entered inside the stream and still active are exited with it.
+            _leave([entry, *inside], keep=(entry,))
         finally:
-            self._release()
+            if not entry._live:  # else interrupted before leaving: still fully entered
+                self._busy = None
         if inside:
             raise RuntimeError(
                 f"{self!r} exited while {inside[-1].scope!r}, entered later, was still "
@@ -206,7 +212,7 @@ class PrivateStream:
             self._entry._inner = inner
 
     def _check_inactive(self, what: str) -> None:
-        if self._busy:
+        if self._busy is not None:
             raise RuntimeError(f"cannot {what} {self!r} while it is active")
 
 
