@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ._derive import derive_seed
-from ._plain import b64, expect_fields, read_bytes, read_int, read_str
+from ._plain import b64, check_mt19937_key, expect_fields, read_bytes, read_int, read_str
 from .sources.base import Source
 
 __all__ = ["GeneratorSource", "generator_sources"]
@@ -140,6 +140,8 @@ class GeneratorSource(Source):
         return load_random_state(value, "state 'state'")
 
     def _load_torch(self, value: object) -> Any:
+        from .sources.torch import check_cpu_generator_state, check_philox_state
+
         torch = sys.modules["torch"]
         g = self.generator
         data = read_bytes(value, "state 'state'", size=len(g.get_state()))
@@ -149,6 +151,9 @@ class GeneratorSource(Source):
                 torch.Generator().set_state(state)  # torch checks it on a throwaway generator
             except RuntimeError as exc:
                 raise ValueError(f"'state' is not a valid torch generator state: {exc}") from None
+            check_cpu_generator_state(data, "state 'state'")
+        elif g.device.type in ("cuda", "xpu"):
+            check_philox_state(data, "state 'state'")
         return state
 
     def _load_numpy(self, value: object) -> Any:
@@ -157,11 +162,72 @@ class GeneratorSource(Source):
         name = type(bit_generator).__name__
         if not isinstance(state, dict) or state.get("bit_generator") != name:
             raise ValueError(f"'state' is not the state of a {name} bit generator")
+        # numpy's setters copy what they need and ignore the rest: a key too
+        # long, or the wrong type, would be taken in part.
+        _check_layout(state, bit_generator.state, "state 'state'")
+        _check_values(name, state, "state 'state'")
         try:
             type(bit_generator)().state = state  # numpy checks it on a throwaway generator
-        except (TypeError, ValueError, KeyError) as exc:
+        except (TypeError, ValueError, KeyError, OverflowError) as exc:
             raise ValueError(f"'state' is not a valid {name} state: {exc!r}") from None
         return state
+
+
+def _check_layout(value: Any, like: Any, what: str) -> None:
+    """``value`` has the fields of ``like`` (a state of the same bit generator), with
+    ints where it has ints and arrays of the same type and shape."""
+    np = sys.modules["numpy"]
+    if isinstance(like, dict):
+        if not isinstance(value, dict) or set(value) != set(like):
+            got = sorted(value) if isinstance(value, dict) else type(value).__name__
+            raise ValueError(f"{what} must have the fields {sorted(like)}, got {got}")
+        for key, item in like.items():
+            _check_layout(value[key], item, f"{what} {key!r}")
+    elif isinstance(like, np.ndarray):
+        if (
+            not isinstance(value, np.ndarray)
+            or value.dtype != like.dtype
+            or value.shape != like.shape
+        ):
+            got = (
+                f"{value.dtype} of shape {list(value.shape)}"
+                if isinstance(value, np.ndarray)
+                else type(value).__name__
+            )
+            raise ValueError(
+                f"{what} must be an array of {like.dtype} of shape {list(like.shape)}, got {got}"
+            )
+    elif type(like) is int and type(value) is not int:
+        raise ValueError(f"{what} must be an int, not {type(value).__name__}")
+
+
+# numpy's setters take any C int for these, and a draw then reads outside the
+# generator's buffers (MT19937 'pos', Philox 'buffer_pos'). The ranges are
+# those numpy's own states keep to.
+_POSITIONS = {"MT19937": (("state", "pos"), 624), "Philox": (("buffer_pos",), 4)}
+
+
+def _check_values(name: str, state: dict[str, Any], what: str) -> None:
+    if name in _POSITIONS:
+        path, high = _POSITIONS[name]
+        value: Any = state
+        for key in path:
+            value = value[key]
+        read_int(value, f"{what} {path[-1]!r}", low=0, high=high)
+    if name == "MT19937":
+        check_mt19937_key(state["state"]["key"].tolist(), f"{what} 'key'")
+    if name in ("PCG64", "PCG64DXSM"):
+        for key in ("state", "inc"):
+            read_int(state["state"][key], f"{what} {key!r}", low=0, high=2**128 - 1)
+        if not state["state"]["inc"] % 2:
+            # PCG's increment is odd (seeding makes it so); with an even one
+            # the stream is short, and all zero from a zero state.
+            raise ValueError(
+                f"{what} 'inc' is {state['state']['inc']}: a PCG increment must be odd"
+            )
+    if "has_uint32" in state:
+        read_int(state["has_uint32"], f"{what} 'has_uint32'", low=0, high=1)
+        read_int(state["uinteger"], f"{what} 'uinteger'", low=0, high=2**32 - 1)
 
 
 def _dump_numpy(value: Any) -> Any:

@@ -6,7 +6,7 @@ turns into plain data with ``state_dict()``: dicts, lists, strings, ints,
 floats and ``None``, which JSON and ``torch.save`` / ``torch.load(weights_only=True)``
 both carry unchanged. ``Snapshot.from_state_dict()`` reads it back and checks
 all of it, raising ``ValueError`` for the first part that is wrong, before
-anything is restored.
+anything is restored: whatever it accepts, ``restore()`` applies in full.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ._generators import GeneratorSource, generator_sources
+from ._plain import check_environment_variable
 from ._scope import restore_all
-from .sources import Source, resolve_sources
+from .sources import EnvironmentVariables, Source, resolve_sources
 
 __all__ = ["FORMAT", "VERSION", "Snapshot", "capture"]
 
@@ -46,8 +47,19 @@ def load_part(source: Source, data: Any) -> Any:
     try:
         if source.module is not None and not source.available():
             importlib.import_module(source.module)  # restoring its state needs the library
-        return source.load_state(data)
+        state = source.load_state(data)
+        if isinstance(source, EnvironmentVariables):
+            # load_state checks the types; os.environ refuses more (NUL, '=', ...).
+            for name, value in data.items():
+                check_environment_variable(name, value, "state")
+        return state
     except Exception as exc:
+        if data is None and not isinstance(source, GeneratorSource):
+            raise ValueError(
+                f"snapshot part {source.name!r} is null, but source {source.name!r} needs no "
+                "library, so its state is always saved (null marks a library that was not "
+                f"imported): {exc}"
+            ) from exc
         raise ValueError(f"snapshot part {source.name!r}: {exc}") from exc
 
 
@@ -119,9 +131,13 @@ class Snapshot:
         generator states into, as many as were captured and of the same kinds.
 
         Any problem (another format or version, a missing or unexpected part,
-        a state of the wrong shape or type, accelerator states for another
-        number of devices) raises ``ValueError`` naming the part, and nothing
-        is restored; call :meth:`restore` on the result to apply it.
+        a state of the wrong shape or type, a value the library would take but
+        cannot use, such as a key that draws only 0 or an environment variable
+        with a NUL character, accelerator states for another number of devices)
+        raises ``ValueError`` naming the part, and nothing is restored; call
+        :meth:`restore` on the result to apply it. ``None`` marks a library that
+        was not imported; a source that needs none gets it as its state, which
+        ``python`` and ``environ`` refuse.
         """
         if not isinstance(state, Mapping):
             raise ValueError(f"a snapshot state must be a dict, not {type(state).__name__}")
@@ -165,7 +181,12 @@ class Snapshot:
         parts: list[_Part] = []
         for source in wanted:
             data = saved[source.name]
-            parts.append((source, _ABSENT if data is None else load_part(source, data)))
+            if data is None and source.module is not None:
+                parts.append((source, _ABSENT))  # its library was not imported
+            else:
+                # A source without a library is always captured, so None is its
+                # state (or a mistake its load_state refuses), never "absent".
+                parts.append((source, load_part(source, data)))
 
         saved_generators = state["generators"]
         if not isinstance(saved_generators, list):

@@ -13,11 +13,14 @@ from pathlib import Path
 
 WITHOUT_NUMPY_OR_TORCH = {
     "test_without_numpy_or_torch.py",
+    "test_environ.py",
     # The command line: real subprocesses, the standard library alone.
     "test_cli_run.py",
     "test_cli_verify.py",
     "test_doctor.py",
     "test_hash_seed.py",
+    # Snapshot checks: the numpy and torch parts skip where those are missing.
+    "test_snapshot_validation.py",
 }
 
 if all(importlib.util.find_spec(name) for name in ("numpy", "torch")):

@@ -17,7 +17,7 @@ from typing import Any
 
 from .._plain import expect_fields, read_int
 from .base import ProcessWide
-from .torch import dump_tensor, load_tensor
+from .torch import check_philox_state, dump_tensor, load_tensor
 
 __all__ = ["Accelerators"]
 
@@ -59,12 +59,13 @@ class _LazyBackend:
             sizes = [len(g.get_state()) for g in self._generators()]
         else:
             sizes = [_PHILOX_STATE_SIZE] * len(states)
-        return _Loaded(
-            [
-                load_tensor(s, f"{what}[{i}]", size=size)
-                for i, (s, size) in enumerate(zip(states, sizes, strict=True))
-            ]
-        )
+        loaded = []
+        for i, (s, size) in enumerate(zip(states, sizes, strict=True)):
+            state = load_tensor(s, f"{what}[{i}]", size=size)
+            # Else set_state raises in restore or, queued, when the device starts.
+            check_philox_state(state.numpy().tobytes(), f"{what}[{i}]")
+            loaded.append(state)
+        return _Loaded(loaded)
 
     def capture(self) -> tuple[bool, Any]:
         if self.module.is_initialized():

@@ -67,7 +67,10 @@ class Source(abc.ABC):
         """Check plain data from :meth:`dump_state` and return the state for :meth:`restore`.
 
         Raise ``ValueError`` (or ``TypeError``) if ``data`` is not a valid state;
-        change nothing. The default returns ``data`` unchanged.
+        change nothing. Whatever it accepts, :meth:`restore` must apply without
+        error. A source without a ``module`` gets ``None`` here too (a snapshot
+        only uses ``None`` for a library that was not imported): refuse it unless
+        it is a state :meth:`capture` returns. The default returns ``data`` unchanged.
         """
         return data
 

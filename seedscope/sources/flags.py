@@ -107,15 +107,30 @@ def _write_precision(c: Any, values: tuple[Any, ...]) -> None:
 
 _MATMUL_PRECISIONS = ("highest", "high", "medium")
 _FP32_PRECISIONS = ("none", "ieee", "tf32", "bf16")
+# torch: "backend 'cuda' does not support precision 'bf16'"
+_CUDA_FP32_PRECISIONS = ("none", "ieee", "tf32")
+
+
+def _allowed_precision(position: int) -> tuple[Any, ...]:
+    """The values that can be written back at ``position`` of a saved precision tuple."""
+    if position < 2:  # cuBLAS and cuDNN allow_tf32; None: unreadable when saved
+        return (None, False, True)
+    if position == 2:  # float32 matmul precision
+        return (None, *_MATMUL_PRECISIONS)
+    backend, _ = _precision_nodes()[position - len(_LEGACY_PRECISION)]
+    return _CUDA_FP32_PRECISIONS if backend == "cuda" else _FP32_PRECISIONS
 
 
 def _valid_precision(position: int, value: object) -> bool:
-    """Whether ``value`` can be written back at ``position`` of a saved precision tuple."""
-    if position < 2:  # cuBLAS and cuDNN allow_tf32; None: unreadable when saved
-        return value is None or type(value) is bool
-    if position == 2:  # float32 matmul precision
-        return value is None or value in _MATMUL_PRECISIONS
-    return value in _FP32_PRECISIONS
+    # The type first: 0 == False and 1.0 == True.
+    return (value is None or type(value) in (bool, str)) and value in _allowed_precision(position)
+
+
+def _precision_name(position: int) -> str:
+    if position < len(_LEGACY_PRECISION):
+        return f" ({_LEGACY_PRECISION[position][0].removeprefix('_get_')})"
+    backend, op = _precision_nodes()[position - len(_LEGACY_PRECISION)]
+    return f" (fp32_precision of {backend} {op})"
 
 
 def _read(c: Any) -> _Settings:
@@ -204,5 +219,9 @@ class TorchFlags(ProcessWide):
             )
         for position, value in enumerate(precision):
             if not _valid_precision(position, value):
-                raise ValueError(f"state 'precision'[{position}] is not a valid setting: {value!r}")
+                allowed = ", ".join(map(repr, _allowed_precision(position)))
+                raise ValueError(
+                    f"state 'precision'[{position}] is not a valid setting"
+                    f"{_precision_name(position)}: {value!r} (this torch takes {allowed})"
+                )
         return _Settings(**flags, precision=tuple(precision))

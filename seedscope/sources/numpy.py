@@ -6,7 +6,7 @@ import importlib
 import sys
 from typing import Any
 
-from .._plain import b64, expect_fields, read_bytes, read_float, read_int
+from .._plain import b64, check_mt19937_key, expect_fields, read_bytes, read_float, read_int
 from .base import ProcessWide
 
 __all__ = ["NumpyGlobal", "dump_legacy_state", "load_legacy_state"]
@@ -53,11 +53,14 @@ def load_legacy_state(data: Any, what: str) -> dict[str, Any]:
             f"{what} 'bit_generator' must be 'MT19937', got {fields['bit_generator']!r}"
         )
     np = importlib.import_module("numpy")
-    key = read_bytes(fields["key"], f"{what} 'key'", size=4 * _WORDS)
+    key = np.frombuffer(
+        read_bytes(fields["key"], f"{what} 'key'", size=4 * _WORDS), dtype="<u4"
+    ).astype(np.uint32)
+    check_mt19937_key(key.tolist(), f"{what} 'key'")  # set_state takes it, then draws only 0
     state = {
         "bit_generator": "MT19937",
         "state": {
-            "key": np.frombuffer(key, dtype="<u4").astype(np.uint32),
+            "key": key,
             "pos": read_int(fields["pos"], f"{what} 'pos'", low=0, high=_WORDS),
         },
         "has_gauss": read_int(fields["has_gauss"], f"{what} 'has_gauss'", low=0, high=1),

@@ -6,7 +6,14 @@ import functools
 import random
 from typing import Any
 
-from .._plain import expect_fields, read_float, read_int, words_from_b64, words_to_b64
+from .._plain import (
+    check_mt19937_key,
+    expect_fields,
+    read_float,
+    read_int,
+    words_from_b64,
+    words_to_b64,
+)
 from .base import ProcessWide
 
 __all__ = ["PythonRandom", "load_random_state"]
@@ -51,6 +58,7 @@ def load_random_state(data: Any, what: str) -> tuple[Any, ...]:
     fields = expect_fields(data, what, ("version", "key", "pos", "gauss_next"))
     version = read_int(fields["version"], f"{what} 'version'", low=3, high=3)
     key = words_from_b64(fields["key"], f"{what} 'key'", count=_WORDS)
+    check_mt19937_key(key, f"{what} 'key'")  # random.setstate takes it, then draws only 0
     pos = read_int(fields["pos"], f"{what} 'pos'", low=0, high=_WORDS)
     gauss = fields["gauss_next"]
     gauss_next = None if gauss is None else read_float(gauss, f"{what} 'gauss_next'")
