@@ -8,7 +8,10 @@ shows the median over the rounds of the time per enter+exit. Batches are
 timed with the thread's CPU time (``--wall`` for the wall clock) and the
 garbage collector is off while a batch runs, as in ``timeit``.
 
-Run ``python benchmarks/bench_scope.py`` (about 35 s) or add ``--quick`` (about 10 s).
+It also measures, in a fresh interpreter, how much the process grows over
+100,000 scopes with distinct seeds (``--no-memory`` skips it).
+
+Run ``python benchmarks/bench_scope.py`` (about 45 s) or add ``--quick`` (about 20 s).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import functools
 import gc
+import json
 import logging
 import os
 import platform
@@ -371,6 +375,55 @@ def import_cost(runs: int) -> ImportCost:
     )
 
 
+MEMORY_SEEDS = 100_000
+MEMORY_TARGET_MIB = 16
+
+# What the fresh interpreter runs: a warm-up (imports, caches), then VmRSS
+# before and after the loop. Linux only: the others have no /proc/self/status.
+_MEMORY_CODE = """
+import json, random
+import numpy, torch
+from seedscope import deterministic
+
+def rss():
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+
+for seed in range(1000):
+    with deterministic(seed):
+        pass
+before = rss()
+for seed in range(1000, 1000 + {seeds}):
+    with deterministic(seed):
+        pass
+print(json.dumps(rss() - before))
+"""
+
+
+def memory_growth(seeds: int) -> int | None:
+    """Bytes the resident set grows over ``seeds`` scopes with distinct seeds; None: not Linux.
+
+    Runs in a fresh interpreter (random, numpy and torch imported), so that
+    nothing the timings allocated is counted, with this process's seedscope.
+    """
+    if not os.path.exists("/proc/self/status"):
+        return None
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(seedscope.__file__)))
+    path = os.environ.get("PYTHONPATH")
+    env = {**os.environ, "PYTHONPATH": package_root + (os.pathsep + path if path else "")}
+    done = subprocess.run(
+        [sys.executable, "-c", _MEMORY_CODE.format(seeds=seeds)],
+        check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    growth: int = json.loads(done.stdout.strip().splitlines()[-1])
+    return growth
+
+
 def machine_line() -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -398,6 +451,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer rounds (about 10 s)")
     parser.add_argument(
         "--no-breakdown", action="store_true", help="skip the per-source breakdown tables"
+    )
+    parser.add_argument(
+        "--no-memory",
+        action="store_true",
+        help="skip the memory measurement (100,000 distinct seeds in a fresh interpreter)",
     )
     parser.add_argument(
         "--wall",
@@ -457,6 +515,20 @@ def main(argv: list[str] | None = None) -> int:
         f"`seedscope._decorate` (wrapt, inspect, unittest): {imports.decorate_ms:.1f} ms more."
     )
 
+    growth = None if args.no_memory else memory_growth(MEMORY_SEEDS)
+    if growth is not None:
+        print(
+            f"\nMemory: a fresh interpreter with random, numpy and torch imported runs "
+            f"`with deterministic(i): pass` for {MEMORY_SEEDS:,} distinct seeds `i`, after "
+            "1,000 to warm up; growth of its resident set size (VmRSS):\n"
+        )
+        print("| loop | RSS growth MiB | bytes per seed |")
+        print("|---|---:|---:|")
+        print(
+            f"| {MEMORY_SEEDS:,} distinct seeds | {growth / 2**20:.1f} | "
+            f"{growth / MEMORY_SEEDS:.0f} |"
+        )
+
     det = results["(4) `with deterministic(k):`"]
     print("\nTargets:")
     print(f"- (4) ≤ 1.25 x (1): {det / base:.3f} x (1): {check(det <= 1.25 * base)}")
@@ -468,6 +540,13 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"- import adds < 20 ms: {imports.seedscope_ms:.1f} ms: {check(imports.seedscope_ms < 20)}"
     )
+    target = f"- RSS growth for {MEMORY_SEEDS:,} distinct seeds < {MEMORY_TARGET_MIB} MiB"
+    if growth is None:
+        reason = "skipped (--no-memory)" if args.no_memory else "needs Linux's /proc"
+        print(f"{target}: not measured ({reason})")
+    else:
+        ok = growth < MEMORY_TARGET_MIB * 2**20
+        print(f"{target}: {growth / 2**20:.1f} MiB: {check(ok)}")
 
     if args.no_breakdown:
         _generator().close()
