@@ -59,15 +59,10 @@ class GeneratorSource(Source):
         self.index = index
         self.kind = _kind(generator)
         self.name = f"generators[{index}]"
-
-    # One generator's state, whichever scope lists it and at what position: an
-    # entry that leaves while a later one of another thread saved the same
-    # generator hands its saved state on to it (see the engine).
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, GeneratorSource) and other.generator is self.generator
-
-    def __hash__(self) -> int:
-        return id(self.generator)
+        # One generator's state, whichever scope lists it and at what position:
+        # an entry that leaves while a later one of another thread saved the
+        # same generator hands its saved state on to it (see the engine).
+        self._state_key = ("generator", id(generator))
 
     def capture(self) -> Any:
         g, kind = self.generator, self.kind

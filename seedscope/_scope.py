@@ -14,15 +14,16 @@ import os
 import random  # noqa: F401  (before the fork handler below: see there)
 import threading
 import warnings
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from contextvars import ContextVar
-from types import TracebackType
+from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from . import _imports
 from ._errors import ConcurrentScopesWarning, RestoreError
 from ._seed import seed_from_environment, validate_seed
 from .sources import Source, resolve_sources
+from .sources.base import state_key
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -34,6 +35,8 @@ _Target = TypeVar(
 )
 
 _Saved = dict[Source, Any]
+# What an entry that has never been suspended holds of its own: nothing.
+_NO_STATES: Mapping[Source, Any] = MappingProxyType({})
 
 _stack: ContextVar[tuple[ActiveScope, ...]] = ContextVar("seedscope_stack", default=())
 
@@ -48,11 +51,12 @@ _stack: ContextVar[tuple[ActiveScope, ...]] = ContextVar("seedscope_stack", defa
 _lock = threading.RLock()
 _entries: list[ActiveScope] = []
 
+_A = TypeVar("_A")
 _R = TypeVar("_R")
 
 
-def _locked(work: Callable[..., _R], *args: Any) -> _R:
-    """``work(*args)`` with ``_lock`` held, released however and wherever it is interrupted.
+def _locked(work: Callable[[_A], _R], arg: _A) -> _R:
+    """``work(arg)`` with ``_lock`` held, released however and wherever it is interrupted.
 
     Not ``with _lock:``: a ``with`` statement reports its own line to trace
     functions before it calls ``__exit__``, so an exception raised there
@@ -62,7 +66,7 @@ def _locked(work: Callable[..., _R], *args: Any) -> _R:
     """
     try:
         _lock.acquire()
-        result = work(*args)
+        result = work(arg)
         _lock.release()
         return result
     except BaseException:
@@ -85,7 +89,7 @@ class ActiveScope:
         # The states from before this entry, to restore (or hand on) when it leaves.
         self._saved: _Saved = {}
         # The entry's own states while it is suspended (a generator between steps).
-        self._inner: _Saved = {}
+        self._inner: Mapping[Source, Any] = _NO_STATES
         # In ``_entries`` and on its stack: neither suspended nor left.
         self._live = False
         # How many times this process forked while this entry was innermost.
@@ -253,6 +257,10 @@ class Scope:
 
 def _exit_scope(scope: Scope) -> None:
     """Leave the innermost live entry of ``scope`` here, with every entry made inside it."""
+    stack = _stack.get()
+    if stack and stack[-1].scope is scope and stack[-1]._live:  # the usual case, made cheap
+        _leave([stack[-1]], keep=())
+        return
     stack = live_stack()
     for index in range(len(stack) - 1, -1, -1):
         if stack[index].scope is scope:
@@ -279,7 +287,8 @@ def _enter(scope: Scope) -> ActiveScope:
     if scope._seeding:
         seed = _entry_seed(scope)
     active = ActiveScope(scope, seed)
-    _warn_if_overlapping([active])
+    if _entries:
+        _warn_if_overlapping([active])
     try:
         _locked(_capture_and_register, active)
         if seed is not None:
@@ -375,67 +384,24 @@ def _register(active: ActiveScope) -> None:
 # -- leaving: whatever interrupts it ---------------------------------------------
 
 
-class _Plan:
-    """What leaving a group does: computed first without changing anything, then applied."""
-
-    __slots__ = ("handoffs", "inner", "restores")
-
-    def __init__(self) -> None:
-        self.handoffs: list[tuple[ActiveScope, Source, Any]] = []
-        self.inner: list[tuple[ActiveScope, _Saved]] = []
-        self.restores: _Saved = {}
-
-
-def _plan(group: list[ActiveScope], keep: Collection[ActiveScope]) -> _Plan:
-    """Decide, innermost entry first, where each saved state goes (with ``_lock`` held)."""
-    plan = _Plan()
-    restores = plan.restores  # the state each source has once the entries so far have left
-    for active in reversed(group):
-        if active not in _entries:
-            continue  # never registered, so never seeded: nothing to undo
-        if active in keep:
-            inner = {
-                source: restores[source] if source in restores else source.capture()
-                for source in active._saved
-            }
-            plan.inner.append((active, inner))
-        later = _entries[_entries.index(active) + 1 :]
-        for source, state in active._saved.items():
-            # An entry made later in another thread or task is still live: it
-            # becomes the one to restore this state, so the last one out does.
-            heir = next((e for e in later if e not in group and source in e._saved), None)
-            if heir is None:
-                restores[source] = state
-            else:
-                plan.handoffs.append((heir, source, state))
-    return plan
-
-
-def _commit(group: list[ActiveScope], plan: _Plan) -> None:
-    """Take ``group`` off the books (with ``_lock`` held); safe to repeat."""
-    for heir, source, state in plan.handoffs:
-        heir._saved[source] = state
-    for active, inner in plan.inner:
-        active._inner = inner
-    for active in group:
-        active._live = False
-        if active in _entries:
-            _entries.remove(active)
-    stack = _stack.get()
-    _stack.set(tuple(entry for entry in stack if entry not in group))
-    if not _entries:
-        _imports.uninstall()
-
-
 class _Leaving:
-    """How far leaving a group has got: each step is done once, and can be run again."""
+    """Leaving a group: the plan, made first without changing anything, then how far it got.
 
-    __slots__ = ("done", "failures", "group", "interrupt", "keep", "plan")
+    Each step is done once and can be run again, so an interrupted step is
+    simply run again. (Few objects are made per exit: each one counts towards
+    the next garbage collection, which costs more than the rest of the engine.)
+    """
+
+    __slots__ = ("done", "failures", "group", "handoffs", "inner", "interrupt", "keep", "restores")
 
     def __init__(self, group: list[ActiveScope], keep: Collection[ActiveScope]) -> None:
         self.group = group
         self.keep = keep
-        self.plan: _Plan | None = None
+        # The plan: states handed on to later entries, the suspended entries'
+        # own states, and the states to restore, last first (None until planned).
+        self.handoffs: Iterable[tuple[ActiveScope, Source, Any]] = ()
+        self.inner: Iterable[tuple[ActiveScope, _Saved]] = ()
+        self.restores: _Saved | None = None
         self.failures: list[tuple[str, BaseException]] | None = None
         self.interrupt: BaseException | None = None
         self.done = False
@@ -443,6 +409,68 @@ class _Leaving:
     def interrupted(self, exc: BaseException) -> None:
         if self.interrupt is None:
             self.interrupt = exc
+
+    def failed(self, source: Source, exc: BaseException) -> None:
+        if self.failures is None:
+            self.failures = []
+        self.failures.append((source.name, exc))
+
+
+def _plan(leaving: _Leaving) -> None:
+    """Decide, innermost entry first, where each saved state goes (with ``_lock`` held)."""
+    group = leaving.group
+    handoffs: list[tuple[ActiveScope, Source, Any]] = []
+    inner: list[tuple[ActiveScope, _Saved]] = []
+    # By state key: the source to restore and its state, once the entries so far have left.
+    restores: dict[object, tuple[Source, Any]] = {}
+    for active in reversed(group):
+        if active not in _entries:
+            continue  # never registered, so never seeded: nothing to undo
+        index = _entries.index(active)
+        if len(group) == 1 and index == len(_entries) - 1 and not leaving.keep:
+            leaving.restores = active._saved  # the usual exit: nothing to merge or hand on
+            return
+        if active in leaving.keep:
+            own = {}
+            for source in active._saved:
+                key = state_key(source)
+                own[source] = restores[key][1] if key in restores else source.capture()
+            inner.append((active, own))
+        # Entries made later in other threads or tasks and still live: the
+        # first of them that saved the same state becomes the one to restore
+        # it, so that the last one out does.
+        later = [e for e in _entries[index + 1 :] if e not in group]
+        for source, state in active._saved.items():
+            key = state_key(source)
+            heir = next(((e, s) for e in later for s in e._saved if state_key(s) == key), None)
+            if heir is None:
+                restores[key] = (source, state)
+            else:
+                handoffs.append((heir[0], heir[1], state))
+    leaving.handoffs, leaving.inner = handoffs, inner
+    leaving.restores = dict(restores.values())
+
+
+def _commit(leaving: _Leaving) -> None:
+    """Take the group off the books (with ``_lock`` held); safe to repeat."""
+    group = leaving.group
+    for heir, source, state in leaving.handoffs:
+        heir._saved[source] = state
+    for active, inner in leaving.inner:
+        active._inner = inner
+    for active in group:
+        active._live = False
+        if _entries and _entries[-1] is active:
+            _entries.pop()
+        elif active in _entries:
+            _entries.remove(active)
+    stack = _stack.get()
+    if len(group) == 1 and stack and stack[-1] is group[0]:
+        _stack.set(stack[:-1])
+    else:
+        _stack.set(tuple(entry for entry in stack if entry not in group))
+    if not _entries:
+        _imports.uninstall()
 
 
 def _leave(group: list[ActiveScope], *, keep: Collection[ActiveScope]) -> None:
@@ -452,8 +480,7 @@ def _leave(group: list[ActiveScope], *, keep: Collection[ActiveScope]) -> None:
     own current state, to be brought back by ``_resume``.
 
     Whatever interrupts it (``KeyboardInterrupt``, a signal handler that
-    raises), it finishes, then re-raises the first interruption. Every step
-    can be repeated, so an interrupted step is simply run again. Ordinary
+    raises), it finishes, then re-raises the first interruption. Ordinary
     errors of a source's ``restore`` are collected into one ``RestoreError``.
     """
     leaving = _Leaving(group, keep)
@@ -462,58 +489,53 @@ def _leave(group: list[ActiveScope], *, keep: Collection[ActiveScope]) -> None:
             _locked(_finish_leaving, leaving)
         except BaseException as exc:  # interrupted before the lock was taken, or after
             leaving.interrupted(exc)
-    if leaving.interrupt is not None:
-        raise leaving.interrupt
-    if leaving.failures:
-        raise RestoreError(leaving.failures) from leaving.failures[0][1]
+    _raise_what_went_wrong(leaving)
 
 
 def _finish_leaving(leaving: _Leaving) -> None:
     """Plan, commit and restore, in one hold of ``_lock``: no entry can come in between."""
     while not leaving.done:
         try:
-            if leaving.plan is None:
-                leaving.plan = _plan(leaving.group, leaving.keep)
-            _commit(leaving.group, leaving.plan)
-            if leaving.failures is None:
-                restores = list(reversed(leaving.plan.restores.items()))
-                failures, interrupt = _restore_each(restores)
-                if interrupt is not None:
-                    leaving.interrupted(interrupt)
-                leaving.failures = failures
+            if leaving.restores is None:
+                _plan(leaving)
+            _commit(leaving)
+            _restore_each(leaving.restores if leaving.restores is not None else {}, leaving)
             leaving.done = True
         except BaseException as exc:
             leaving.interrupted(exc)
 
 
-def _restore_each(
-    items: list[tuple[Source, Any]],
-) -> tuple[list[tuple[str, BaseException]], BaseException | None]:
-    """Restore every item in order; return the ordinary failures and the first interruption.
+def _restore_each(states: _Saved, into: _Leaving) -> None:
+    """Restore every state, last saved first; failures and the first interruption go ``into``.
 
     An interruption mid-way through one source's restore leaves it half
     restored, so that source is restored again (up to three tries in all).
     """
-    failures: list[tuple[str, BaseException]] = []
-    interrupt: BaseException | None = None
-    done = tries = 0
-    while done < len(items):
+    order = list(reversed(states))
+    done = 0
+    cut_at, cuts = -1, 0  # which source interruptions cut short, and how often
+    while done < len(order):
         try:
-            while done < len(items):
-                source, state = items[done]
-                tries += 1
+            while done < len(order):
+                source = order[done]
                 try:
-                    source.restore(state)
+                    source.restore(states[source])
                 except Exception as exc:  # one failing source must not stop the others
-                    failures.append((source.name, exc))
-                done, tries = done + 1, 0
+                    into.failed(source, exc)
+                done += 1
         except BaseException as exc:
-            if interrupt is None:
-                interrupt = exc
-            if tries >= 3:
-                failures.append((items[done][0].name, exc))
-                done, tries = done + 1, 0
-    return failures, interrupt
+            into.interrupted(exc)
+            cut_at, cuts = done, cuts + 1 if cut_at == done else 1
+            if cuts >= 3:
+                into.failed(order[done], exc)
+                done += 1
+
+
+def _raise_what_went_wrong(leaving: _Leaving) -> None:
+    if leaving.interrupt is not None:
+        raise leaving.interrupt
+    if leaving.failures:
+        raise RestoreError(leaving.failures) from leaving.failures[0][1]
 
 
 def restore_all(saved: list[tuple[Source, Any]]) -> None:
@@ -522,11 +544,9 @@ def restore_all(saved: list[tuple[Source, Any]]) -> None:
     An interruption is re-raised once every source is restored; ordinary
     errors become one :class:`RestoreError`.
     """
-    failures, interrupt = _restore_each(list(reversed(saved)))
-    if interrupt is not None:
-        raise interrupt
-    if failures:
-        raise RestoreError(failures) from failures[0][1]
+    outcome = _Leaving([], ())
+    _restore_each(dict(saved), outcome)
+    _raise_what_went_wrong(outcome)
 
 
 # -- libraries imported inside a scope ---------------------------------------------

@@ -6,7 +6,7 @@ import abc
 import sys
 from typing import Any
 
-__all__ = ["ProcessWide", "Source"]
+__all__ = ["ProcessWide", "Source", "state_key"]
 
 
 class Source(abc.ABC):
@@ -81,13 +81,19 @@ class Source(abc.ABC):
 class ProcessWide(Source):
     """A source whose instances all manage one process-wide state, whatever their options.
 
-    Instances compare equal, so the engine knows that a strict scope and a
-    plain one saved the same state: when one leaves while the other, made
-    later in another thread, is still active, it hands its saved state on.
+    They share one state key (their class), so the engine knows that a strict
+    scope and a plain one saved the same state: when one leaves while the
+    other, made later in another thread, is still active, it hands its saved
+    state on.
     """
 
-    def __eq__(self, other: object) -> bool:
-        return type(other) is type(self)
+    _state_key: object
 
-    def __hash__(self) -> int:
-        return hash(type(self))
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._state_key = cls
+
+
+def state_key(source: Source) -> object:
+    """What identifies the state ``source`` manages: the source itself, unless it says otherwise."""
+    return getattr(source, "_state_key", source)
