@@ -12,11 +12,14 @@ return a proxy): ``unittest.TestCase`` subclasses get their ``run`` wrapped.
 from __future__ import annotations
 
 import contextvars
+import copy
 import functools
 import inspect
+import pickle
+import sys
 import unittest
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Generator
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, SupportsIndex, TypeVar
 
 import wrapt
 
@@ -24,6 +27,8 @@ from ._scope import ActiveScope, Scope, _entry_seed, _leave, _resume, _stack, _s
 
 if TYPE_CHECKING:
     from typing import TypeAlias
+
+    from typing_extensions import Self
 
     from ._streams import PrivateStream
 
@@ -251,6 +256,82 @@ def _decorate_test_case(scope: _Region, cls: type[unittest.TestCase]) -> Any:
     return cls
 
 
+class _BoundScopedFunction(wrapt.BoundFunctionWrapper[..., Any]):
+    """A decorated method as looking it up returns it: bound to an instance or a class.
+
+    Bound wrappers are made at each lookup, so they pickle as the lookup,
+    ``getattr(holder, name)``, as bound methods do.
+    """
+
+    def _lookup(self) -> tuple[object, str]:
+        holder = self._self_instance
+        # Class and static methods belong to the class, whatever they were looked up on.
+        if holder is None or self._self_binding in ("classmethod", "staticmethod"):
+            holder = self._self_owner
+        if holder is None:
+            raise pickle.PicklingError(f"Can't pickle {self!r}: bound to no instance or class")
+        return holder, self.__name__
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return getattr, self._lookup()
+
+    def __reduce_ex__(self, protocol: SupportsIndex, /) -> tuple[Any, ...]:
+        return self.__reduce__()
+
+    def __copy__(self) -> Self:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any], /) -> Any:
+        # As for a bound method: the instance is copied, the function is not.
+        holder, name = self._lookup()
+        return getattr(copy.deepcopy(holder, memo), name)
+
+
+class _ScopedFunction(wrapt.FunctionWrapper[..., Any]):
+    """What decorating a callable returns: it pickles and copies as a function does.
+
+    wrapt's proxies refuse to pickle or copy, since they cannot know how. A
+    function is pickled by reference, by module and qualified name, and a
+    copy of it is the function itself.
+    """
+
+    __bound_function_wrapper__ = _BoundScopedFunction
+    _self_scope: _Region
+
+    def __init__(self, scope: _Region, target: Any, call: Callable[..., Any]) -> None:
+        super().__init__(target, functools.partial(call, scope))
+        self._self_scope = scope
+
+    def __reduce__(self) -> str | tuple[Any, ...]:
+        name = getattr(self, "__qualname__", None)
+        if isinstance(name, str) and _found_at(self.__module__, name) is self:
+            return name  # decorated where defined: pickle saves it as a global
+        # Decorated where it is used, ``pool.map(deterministic(1)(work), ...)``: the
+        # scope and the target, decorated again when loaded. A target that
+        # pickles by reference and cannot be found (a local function, a lambda)
+        # fails here as it fails undecorated.
+        return self._self_scope, (self.__wrapped__,)
+
+    def __reduce_ex__(self, protocol: SupportsIndex, /) -> str | tuple[Any, ...]:
+        return self.__reduce__()
+
+    def __copy__(self) -> Self:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any], /) -> Self:
+        return self
+
+
+def _found_at(module: object, qualname: str) -> object:
+    """What ``pickle`` finds at ``module`` and ``qualname`` (``None`` if nothing)."""
+    found: object = sys.modules.get(module) if isinstance(module, str) else None
+    for part in qualname.split("."):
+        if found is None:
+            break
+        found = getattr(found, part, None)
+    return found
+
+
 def decorate(scope: _Region, target: Any) -> Any:
     """Wrap ``target`` so that it runs in ``scope``; see :meth:`Scope.__call__`."""
     if isinstance(target, type):
@@ -275,4 +356,4 @@ def decorate(scope: _Region, target: Any) -> Any:
         call = _generator_call
     else:
         call = _plain_call
-    return wrapt.FunctionWrapper(target, functools.partial(call, scope))
+    return _ScopedFunction(scope, target, call)

@@ -59,10 +59,14 @@ class GeneratorSource(Source):
         self.index = index
         self.kind = _kind(generator)
         self.name = f"generators[{index}]"
+
+    @property
+    def _state_key(self) -> object:
         # One generator's state, whichever scope lists it and at what position:
         # an entry that leaves while a later one of another thread saved the
         # same generator hands its saved state on to it (see the engine).
-        self._state_key = ("generator", id(generator))
+        # Computed when asked: a pickled scope's copy holds another generator.
+        return ("generator", id(self.generator))
 
     def capture(self) -> Any:
         g, kind = self.generator, self.kind

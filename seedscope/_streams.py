@@ -211,6 +211,17 @@ class PrivateStream:
             self._entry = ActiveScope(self._scope, seed)
             self._entry._inner = inner
 
+    # -- copying and pickling ---------------------------------------------------------
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # As random.Random does: a copy or an unpickled stream continues from
+        # where this one is now, on its own. The lock and the entry stay here.
+        self._check_inactive("copy or pickle")
+        return PrivateStream, (self._scope,), self.state_dict()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.load_state_dict(state)
+
     def _check_inactive(self, what: str) -> None:
         if self._busy is not None:
             raise RuntimeError(f"cannot {what} {self!r} while it is active")

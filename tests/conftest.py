@@ -21,6 +21,8 @@ WITHOUT_NUMPY_OR_TORCH = {
     "test_hash_seed.py",
     # Snapshot checks: the numpy and torch parts skip where those are missing.
     "test_snapshot_validation.py",
+    # Pickling decorated functions, and running them in spawned processes.
+    "test_pickling.py",
 }
 
 if all(importlib.util.find_spec(name) for name in ("numpy", "torch")):
