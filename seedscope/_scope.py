@@ -20,7 +20,7 @@ from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from . import _imports
-from ._errors import ConcurrentScopesWarning, RestoreError
+from ._errors import ConcurrentScopesWarning, RestoreError, SeedscopeWarning
 from ._seed import seed_from_environment, validate_seed
 from .sources import Source, resolve_sources
 from .sources.base import state_key
@@ -290,10 +290,7 @@ def _enter(scope: Scope) -> ActiveScope:
     if _entries:
         _warn_if_overlapping([active])
     try:
-        _locked(_capture_and_register, active)
-        if seed is not None:
-            for source in active._saved:
-                source.seed(seed)
+        _locked(_come_in, active)
         return active
     except BaseException:
         _leave([active], keep=())
@@ -327,27 +324,33 @@ def _resume(group: list[ActiveScope]) -> None:
     try:
         for active in group:
             resumed.append(active)
-            _locked(_capture_and_register, active)
-            _locked(_bring_back, active)
+            _locked(_come_in, active)
     except BaseException:
         # The generator has not run: its states in ``_inner`` are still right.
         _leave(resumed, keep=())
         raise
 
 
-def _bring_back(active: ActiveScope) -> None:
-    inner = active._inner
+def _come_in(active: ActiveScope) -> None:
+    """Save the state around ``active``, make it live, then bring in its own state.
+
+    Its own state is what it kept when suspended, else its seed. All with
+    ``_lock`` held: a fork must not copy a thread half-way through a library
+    call that holds a lock of its own (glibc's ``putenv``, for one).
+    """
+    active._saved = _capture(active.scope._sources)
+    _register(active)
+    inner, seed = active._inner, active.seed
+    if not inner:
+        if seed is not None:
+            for source in active._saved:
+                source.seed(seed)
+        return
     for source in active._saved:
         if source in inner:
             source.restore(inner[source])
-        elif active.seed is not None:
-            source.seed(active.seed)  # imported while the generator was suspended
-
-
-def _capture_and_register(active: ActiveScope) -> None:
-    """Save the state around ``active`` and make it live, as one step (with ``_lock`` held)."""
-    active._saved = _capture(active.scope._sources)
-    _register(active)
+        elif seed is not None:
+            source.seed(seed)  # imported while the generator was suspended
 
 
 def _capture(sources: tuple[Source, ...]) -> _Saved:
@@ -581,27 +584,65 @@ def _seeding_entry() -> ActiveScope | None:
 
 
 def _before_fork() -> None:
+    # Hold the lock across the fork, so that no other thread is half-way
+    # through an entry or exit in the memory the child copies.
+    _lock.acquire()
     active = _seeding_entry()
     if active is not None:
         active._forks += 1
 
 
+def _after_fork_in_parent() -> None:
+    _lock.release()
+
+
 def _after_fork_in_child() -> None:
     # Without this, every child of a fork made inside a scope repeats the
     # parent's numpy and torch streams (and CPython reseeds random from the OS).
-    active = _seeding_entry()
-    if active is None or active.seed is None:
-        return
+    try:
+        stack = live_stack()
+        # Only the thread that forked lives on in the child: other threads'
+        # entries will never leave, and must not inherit anything.
+        _entries[:] = [entry for entry in _entries if entry in stack]
+        active = _seeding_entry()
+        if active is not None and active.seed is not None:
+            _reseed_child(stack, active)
+    finally:
+        _lock.release()
+
+
+def _reseed_child(stack: tuple[ActiveScope, ...], active: ActiveScope) -> None:
+    """Give this child of a fork made inside ``active`` streams of its own."""
     from ._derive import derive_seed
 
+    assert active.seed is not None
     seed = derive_seed(active.seed, "fork", active._forks)
+    # The entries go on in the child under seeds of its own, so that what they
+    # seed later (a library first imported here, a nested fork) differs from
+    # child to child too; forks are counted afresh in each process.
+    for entry in stack:
+        if entry.seed is not None:
+            entry.seed = seed if entry is active else derive_seed(entry.seed, "fork", seed)
+        entry._forks = 0
     for source in active._saved:
-        source.seed(seed)
+        try:
+            source.seed(seed)
+        except Exception as exc:  # the other sources must still be reseeded
+            warnings.warn(
+                f"seedscope could not reseed source {source.name!r} after a fork: {exc!r}; "
+                "it goes on with the parent's stream",
+                SeedscopeWarning,
+                stacklevel=2,
+            )
 
 
 if hasattr(os, "register_at_fork"):
     # After random's own handler (random is imported above), which reseeds from the OS.
-    os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
+    os.register_at_fork(
+        before=_before_fork,
+        after_in_parent=_after_fork_in_parent,
+        after_in_child=_after_fork_in_child,
+    )
 
 
 # -- public constructors ------------------------------------------------------

@@ -15,6 +15,7 @@ warning.
 from __future__ import annotations
 
 import functools
+import os
 import threading
 import warnings
 from collections.abc import Iterable
@@ -53,6 +54,19 @@ _lock = threading.RLock()
 _registered: tuple[Source, ...] = ()
 _entry_points_loaded = False
 _loading = False
+
+
+def _after_fork_in_child() -> None:
+    # A thread of the parent may have been loading the entry points, holding
+    # the lock: it does not exist in the child, so the child starts afresh.
+    global _lock, _loading
+    _lock = threading.RLock()
+    if _loading:
+        _loading = False
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @functools.cache
