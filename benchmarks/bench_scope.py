@@ -22,7 +22,6 @@ import gc
 import json
 import logging
 import os
-import platform
 import random
 import re
 import statistics
@@ -37,6 +36,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from _machine import machine_line
 
 import seedscope
 from seedscope import Source, deterministic, isolated
@@ -422,24 +422,6 @@ def memory_growth(seeds: int) -> int | None:
     )
     growth: int = json.loads(done.stdout.strip().splitlines()[-1])
     return growth
-
-
-def machine_line() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return (
-        f"Python {platform.python_version()} ({platform.python_implementation()}), "
-        f"numpy {np.__version__}, torch {torch.__version__}, seedscope {seedscope.__version__}; "
-        f"{cpu}, {usable} CPUs usable of {os.cpu_count()}; {platform.system()} {platform.release()}"
-    )
 
 
 def check(ok: bool) -> str:

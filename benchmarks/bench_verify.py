@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -32,7 +31,7 @@ import textwrap
 import time
 from collections.abc import Callable
 
-import seedscope
+from _machine import machine_line
 
 # A measurement is run(first, second) -> (seconds, peak MB added, what it found).
 Measure = Callable[[str, str], tuple[float, float, str]]
@@ -127,22 +126,6 @@ def run_case(first: str, second: str, rounds: int) -> dict[str, tuple[float, flo
         )
         for label, values in samples.items()
     }
-
-
-def machine_line() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return (
-        f"Python {platform.python_version()}, seedscope {seedscope.__version__}; {cpu}, "
-        f"{os.cpu_count()} CPUs; {platform.system()} {platform.release()}"
-    )
 
 
 def main(argv: list[str] | None = None) -> int:
