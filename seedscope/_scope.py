@@ -387,6 +387,9 @@ def _register(active: ActiveScope) -> None:
 # -- leaving: whatever interrupts it ---------------------------------------------
 
 
+_MAX_INTERRUPTIONS = 10
+
+
 class _Leaving:
     """Leaving a group: the plan, made first without changing anything, then how far it got.
 
@@ -395,7 +398,17 @@ class _Leaving:
     the next garbage collection, which costs more than the rest of the engine.)
     """
 
-    __slots__ = ("done", "failures", "group", "handoffs", "inner", "interrupt", "keep", "restores")
+    __slots__ = (
+        "done",
+        "failures",
+        "group",
+        "handoffs",
+        "inner",
+        "interrupt",
+        "interruptions",
+        "keep",
+        "restores",
+    )
 
     def __init__(self, group: list[ActiveScope], keep: Collection[ActiveScope]) -> None:
         self.group = group
@@ -407,9 +420,17 @@ class _Leaving:
         self.restores: _Saved | None = None
         self.failures: list[tuple[str, BaseException]] | None = None
         self.interrupt: BaseException | None = None
+        self.interruptions = 0
         self.done = False
 
+    @property
+    def going_on(self) -> bool:
+        # An interruption is retried; one that comes back every time (a bug,
+        # memory exhausted) must not hold the program in this loop for ever.
+        return not self.done and self.interruptions < _MAX_INTERRUPTIONS
+
     def interrupted(self, exc: BaseException) -> None:
+        self.interruptions += 1
         if self.interrupt is None:
             self.interrupt = exc
 
@@ -487,7 +508,7 @@ def _leave(group: list[ActiveScope], *, keep: Collection[ActiveScope]) -> None:
     errors of a source's ``restore`` are collected into one ``RestoreError``.
     """
     leaving = _Leaving(group, keep)
-    while not leaving.done:
+    while leaving.going_on:
         try:
             _locked(_finish_leaving, leaving)
         except BaseException as exc:  # interrupted before the lock was taken, or after
@@ -497,7 +518,7 @@ def _leave(group: list[ActiveScope], *, keep: Collection[ActiveScope]) -> None:
 
 def _finish_leaving(leaving: _Leaving) -> None:
     """Plan, commit and restore, in one hold of ``_lock``: no entry can come in between."""
-    while not leaving.done:
+    while leaving.going_on:
         try:
             if leaving.restores is None:
                 _plan(leaving)

@@ -112,6 +112,7 @@ BEFORE_LEAVING = {
     "_exit_entry",
     "_leave",
     "_Leaving.__init__",
+    "_Leaving.going_on",
     "_drive",
 }
 
@@ -299,3 +300,37 @@ def test_timer_interrupts_at_random_moments_leave_no_state_behind(
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
     assert interrupted > 100
+
+
+def test_a_step_that_can_never_be_suspended_raises_instead_of_retrying_for_ever(
+    snapshot: Callable[[], GlobalState],
+) -> None:
+    class CapturesOnce(Source):
+        """Suspending a step captures the generator's own state: this source cannot."""
+
+        name = "captures-once"
+
+        def __init__(self) -> None:
+            self.captures = 0
+
+        def capture(self) -> Any:
+            self.captures += 1
+            if self.captures > 1:
+                raise OSError("device gone")
+
+        def seed(self, seed: int) -> None:
+            pass
+
+        def restore(self, state: Any) -> None:
+            pass
+
+    @deterministic(1, sources=["python", CapturesOnce()])
+    def steps() -> Generator[float, None, None]:
+        yield random.random()
+
+    before = snapshot()
+    with pytest.raises(OSError, match="device gone"):
+        next(steps())
+    leave_what_is_left()
+    assert_engine_idle()
+    assert snapshot() == before
