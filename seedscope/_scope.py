@@ -287,8 +287,7 @@ def _enter(scope: Scope) -> ActiveScope:
     if scope._seeding:
         seed = _entry_seed(scope)
     active = ActiveScope(scope, seed)
-    if _entries:
-        _warn_if_overlapping([active])
+    _warn_if_overlapping(scope)
     try:
         _locked(_come_in, active)
         return active
@@ -319,7 +318,7 @@ def _suspend(group: list[ActiveScope]) -> None:
 
 def _resume(group: list[ActiveScope]) -> None:
     """Bring back a suspended ``group``, outermost first, each over the state around it."""
-    _warn_if_overlapping(group)
+    _warn_if_overlapping(group[0].scope)
     resumed: list[ActiveScope] = []
     try:
         for active in group:
@@ -357,7 +356,7 @@ def _capture(sources: tuple[Source, ...]) -> _Saved:
     return {source: source.capture() for source in sources if source.available()}
 
 
-def _warn_if_overlapping(group: list[ActiveScope]) -> None:
+def _warn_if_overlapping(scope: Scope) -> None:
     """Warn, before anything changes, when entries of other threads or tasks are live."""
     if not _entries:
         return
@@ -366,7 +365,7 @@ def _warn_if_overlapping(group: list[ActiveScope]) -> None:
         return
     # Before anything changes, so a warning raised as an error leaves no trace.
     warnings.warn(
-        f"{group[0].scope!r} entered while {others} scope(s) not enclosing it are active "
+        f"{scope!r} entered while {others} scope(s) not enclosing it are active "
         "in other threads or tasks: random state is process-global, so they draw from "
         "each other's streams and none of their results are reproducible",
         ConcurrentScopesWarning,
@@ -390,44 +389,15 @@ def _register(active: ActiveScope) -> None:
 _MAX_INTERRUPTIONS = 10
 
 
-class _Leaving:
-    """Leaving a group: the plan, made first without changing anything, then how far it got.
+class _Outcome:
+    """What restoring collected: ordinary failures, and interruptions (the first is re-raised)."""
 
-    Each step is done once and can be run again, so an interrupted step is
-    simply run again. (Few objects are made per exit: each one counts towards
-    the next garbage collection, which costs more than the rest of the engine.)
-    """
+    __slots__ = ("failures", "interrupt", "interruptions")
 
-    __slots__ = (
-        "done",
-        "failures",
-        "group",
-        "handoffs",
-        "inner",
-        "interrupt",
-        "interruptions",
-        "keep",
-        "restores",
-    )
-
-    def __init__(self, group: list[ActiveScope], keep: Collection[ActiveScope]) -> None:
-        self.group = group
-        self.keep = keep
-        # The plan: states handed on to later entries, the suspended entries'
-        # own states, and the states to restore, last first (None until planned).
-        self.handoffs: Iterable[tuple[ActiveScope, Source, Any]] = ()
-        self.inner: Iterable[tuple[ActiveScope, _Saved]] = ()
-        self.restores: _Saved | None = None
+    def __init__(self) -> None:
         self.failures: list[tuple[str, BaseException]] | None = None
         self.interrupt: BaseException | None = None
         self.interruptions = 0
-        self.done = False
-
-    @property
-    def going_on(self) -> bool:
-        # An interruption is retried; one that comes back every time (a bug,
-        # memory exhausted) must not hold the program in this loop for ever.
-        return not self.done and self.interruptions < _MAX_INTERRUPTIONS
 
     def interrupted(self, exc: BaseException) -> None:
         self.interruptions += 1
@@ -439,9 +409,46 @@ class _Leaving:
             self.failures = []
         self.failures.append((source.name, exc))
 
+    def raise_if_any(self) -> None:
+        if self.interrupt is not None:
+            raise self.interrupt
+        if self.failures:
+            raise RestoreError(self.failures) from self.failures[0][1]
 
-def _plan(leaving: _Leaving) -> None:
-    """Decide, innermost entry first, where each saved state goes (with ``_lock`` held)."""
+
+class _Leaving(_Outcome):
+    """Leaving a group: the plan, made first without changing anything, then how far it got.
+
+    Each step is done once and can be run again, so an interrupted step is
+    simply run again. (Few objects are made per exit: each one counts towards
+    the next garbage collection, which costs more than the rest of the engine.)
+    """
+
+    __slots__ = ("done", "group", "handoffs", "inner", "keep", "restores")
+
+    def __init__(self, group: list[ActiveScope], keep: Collection[ActiveScope]) -> None:
+        super().__init__()
+        self.group = group
+        self.keep = keep
+        # The plan: states handed on to later entries, the suspended entries'
+        # own states, and the states to restore, last first (None until planned).
+        self.handoffs: Iterable[tuple[ActiveScope, Source, Any]] = ()
+        self.inner: Iterable[tuple[ActiveScope, _Saved]] = ()
+        self.restores: _Saved | None = None
+        self.done = False
+
+    @property
+    def going_on(self) -> bool:
+        # An interruption is retried; one that comes back every time (a bug,
+        # memory exhausted) must not hold the program in this loop for ever.
+        return not self.done and self.interruptions < _MAX_INTERRUPTIONS
+
+
+def _plan(leaving: _Leaving) -> _Saved:
+    """Decide, innermost entry first, where each saved state goes (with ``_lock`` held).
+
+    Returns the states to restore, which it also keeps on ``leaving``, last.
+    """
     group = leaving.group
     handoffs: list[tuple[ActiveScope, Source, Any]] = []
     inner: list[tuple[ActiveScope, _Saved]] = []
@@ -453,7 +460,7 @@ def _plan(leaving: _Leaving) -> None:
         index = _entries.index(active)
         if len(group) == 1 and index == len(_entries) - 1 and not leaving.keep:
             leaving.restores = active._saved  # the usual exit: nothing to merge or hand on
-            return
+            return active._saved
         if active in leaving.keep:
             own = {}
             for source in active._saved:
@@ -473,6 +480,7 @@ def _plan(leaving: _Leaving) -> None:
                 handoffs.append((heir[0], heir[1], state))
     leaving.handoffs, leaving.inner = handoffs, inner
     leaving.restores = dict(restores.values())
+    return leaving.restores
 
 
 def _commit(leaving: _Leaving) -> None:
@@ -513,23 +521,24 @@ def _leave(group: list[ActiveScope], *, keep: Collection[ActiveScope]) -> None:
             _locked(_finish_leaving, leaving)
         except BaseException as exc:  # interrupted before the lock was taken, or after
             leaving.interrupted(exc)
-    _raise_what_went_wrong(leaving)
+    leaving.raise_if_any()
 
 
 def _finish_leaving(leaving: _Leaving) -> None:
     """Plan, commit and restore, in one hold of ``_lock``: no entry can come in between."""
     while leaving.going_on:
         try:
-            if leaving.restores is None:
-                _plan(leaving)
+            restores = leaving.restores
+            if restores is None:
+                restores = _plan(leaving)
             _commit(leaving)
-            _restore_each(leaving.restores if leaving.restores is not None else {}, leaving)
+            _restore_each(restores, leaving)
             leaving.done = True
         except BaseException as exc:
             leaving.interrupted(exc)
 
 
-def _restore_each(states: _Saved, into: _Leaving) -> None:
+def _restore_each(states: _Saved, into: _Outcome) -> None:
     """Restore every state, last saved first; failures and the first interruption go ``into``.
 
     An interruption mid-way through one source's restore leaves it half
@@ -555,22 +564,15 @@ def _restore_each(states: _Saved, into: _Leaving) -> None:
                 done += 1
 
 
-def _raise_what_went_wrong(leaving: _Leaving) -> None:
-    if leaving.interrupt is not None:
-        raise leaving.interrupt
-    if leaving.failures:
-        raise RestoreError(leaving.failures) from leaving.failures[0][1]
-
-
 def restore_all(saved: list[tuple[Source, Any]]) -> None:
     """Restore every saved state, last captured first; then raise what failed, if anything.
 
     An interruption is re-raised once every source is restored; ordinary
     errors become one :class:`RestoreError`.
     """
-    outcome = _Leaving([], ())
+    outcome = _Outcome()
     _restore_each(dict(saved), outcome)
-    _raise_what_went_wrong(outcome)
+    outcome.raise_if_any()
 
 
 # -- libraries imported inside a scope ---------------------------------------------
@@ -626,7 +628,7 @@ def _after_fork_in_child() -> None:
         # entries will never leave, and must not inherit anything.
         _entries[:] = [entry for entry in _entries if entry in stack]
         active = _seeding_entry()
-        if active is not None and active.seed is not None:
+        if active is not None:
             _reseed_child(stack, active)
     finally:
         _lock.release()

@@ -61,8 +61,7 @@ def _after_fork_in_child() -> None:
     # the lock: it does not exist in the child, so the child starts afresh.
     global _lock, _loading
     _lock = threading.RLock()
-    if _loading:
-        _loading = False
+    _loading = False
 
 
 if hasattr(os, "register_at_fork"):
