@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import numpy as np
 import pytest
 import torch
+from _recording import SeedRecorder
 
 from seedscope import Source, derive_seed, deterministic, isolated
 
@@ -266,23 +267,7 @@ def test_a_library_first_imported_in_the_child_is_seeded_from_the_childs_own_see
     (tmp_path / f"{module}.py").write_text("import random\nVALUE = random.Random(0)\n")
     monkeypatch.syspath_prepend(str(tmp_path))
 
-    class Recorder(Source):
-        name = "recorder"
-
-        def __init__(self) -> None:
-            self.module = module
-            self.seeds: list[int] = []
-
-        def capture(self) -> Any:
-            return None
-
-        def seed(self, seed: int) -> None:
-            self.seeds.append(seed)
-
-        def restore(self, state: Any) -> None:
-            pass
-
-    recorder = Recorder()
+    recorder = SeedRecorder(module)
 
     def import_and_report() -> list[int]:
         __import__(module)

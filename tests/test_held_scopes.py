@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from _recording import SeedRecorder
 
 from seedscope import (
     Scope,
-    Source,
     current_scope,
     deterministic,
     isolated,
@@ -300,32 +300,13 @@ def test_a_task_created_inside_a_scope_it_then_suspends_sees_the_enclosing_with_
     assert seen is outer
 
 
-class Recorder(Source):
-    """A source of a module that is imported while a decorated coroutine is suspended."""
-
-    name = "recorder"
-
-    def __init__(self, module: str) -> None:
-        self.module = module
-        self.seeds: list[int] = []
-
-    def capture(self) -> Any:
-        return None
-
-    def seed(self, seed: int) -> None:
-        self.seeds.append(seed)
-
-    def restore(self, state: Any) -> None:
-        pass
-
-
 def test_an_import_in_a_child_task_is_not_seeded_for_a_suspended_parent(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     module = "seedscope_fresh_module_for_a_child_task"
     (tmp_path / f"{module}.py").write_text("VALUE = 1\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    recorder = Recorder(module)
+    recorder = SeedRecorder(module)
     scope = deterministic(3, sources=["python", recorder])
 
     async def child() -> list[int]:
@@ -357,7 +338,7 @@ def test_a_module_imported_inside_the_step_itself_is_still_seeded(
     module = "seedscope_fresh_module_for_a_step"
     (tmp_path / f"{module}.py").write_text("VALUE = 1\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    recorder = Recorder(module)
+    recorder = SeedRecorder(module)
 
     @deterministic(3, sources=["python", recorder])
     async def parent() -> None:

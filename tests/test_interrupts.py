@@ -111,6 +111,7 @@ BEFORE_LEAVING = {
     "_exit_scope",
     "_exit_entry",
     "_leave",
+    "_Outcome.__init__",
     "_Leaving.__init__",
     "_Leaving.going_on",
     "_drive",
@@ -229,6 +230,9 @@ def test_a_source_that_always_interrupts_is_reported_after_three_tries(
     class AlwaysInterrupts(Source):
         name = "always"
 
+        def __init__(self) -> None:
+            self.restores = 0
+
         def capture(self) -> Any:
             return None
 
@@ -236,11 +240,14 @@ def test_a_source_that_always_interrupts_is_reported_after_three_tries(
             pass
 
         def restore(self, state: Any) -> None:
+            self.restores += 1
             raise KeyboardInterrupt
 
+    interrupting = AlwaysInterrupts()
     before = snapshot()
-    with pytest.raises(KeyboardInterrupt), deterministic(1, sources=["python", AlwaysInterrupts()]):
+    with pytest.raises(KeyboardInterrupt), deterministic(1, sources=["python", interrupting]):
         random.random()
+    assert interrupting.restores == 3
     assert snapshot() == before
     assert_engine_idle()
 
@@ -332,5 +339,45 @@ def test_a_step_that_can_never_be_suspended_raises_instead_of_retrying_for_ever(
     with pytest.raises(OSError, match="device gone"):
         next(steps())
     leave_what_is_left()
+    assert_engine_idle()
+    assert snapshot() == before
+
+
+def test_a_generator_interrupted_between_steps_closes_in_its_own_state(
+    snapshot: Callable[[], GlobalState],
+) -> None:
+    """An interrupt on a line of seedscope's driver, not in the generator: it still closes."""
+    closed_in: list[bool] = []
+
+    @deterministic(1)
+    def steps() -> Generator[float, None, None]:
+        with isolated() as held:
+            try:
+                while True:
+                    yield random.random()
+            finally:
+                closed_in.append(current_scope() is held)
+
+    def raise_in_the_driver(frame: FrameType, event: str, arg: Any) -> Any:
+        if frame.f_code.co_name != "_drive":
+            return None
+
+        def local(frame: FrameType, event: str, arg: Any) -> Any:
+            if event == "line":
+                raise Injected("between steps")
+            return local
+
+        return local
+
+    before = snapshot()
+    generator = steps()
+    next(generator)
+    sys.settrace(raise_in_the_driver)
+    try:
+        with pytest.raises(Injected):
+            next(generator)
+    finally:
+        sys.settrace(None)
+    assert closed_in == [True]
     assert_engine_idle()
     assert snapshot() == before

@@ -227,6 +227,19 @@ class ScopeThread:
         self.thread.join(timeout=10)
 
 
+def first_in_first_out(first: Scope, second: Scope) -> None:
+    """``first`` entered in one thread, then ``second`` in another; ``first`` exits first."""
+    a, b = ScopeThread(first), ScopeThread(second)
+    try:
+        a.do("enter")
+        b.do("enter")
+        a.do("exit")
+        b.do("exit")
+    finally:
+        a.stop()
+        b.stop()
+
+
 @pytest.mark.filterwarnings("ignore::seedscope.ConcurrentScopesWarning")
 @pytest.mark.parametrize("exit_order", list(itertools.permutations(range(3))))
 def test_overlapping_scopes_of_three_threads_leave_nothing_seeded_in_any_exit_order(
@@ -253,15 +266,7 @@ def test_overlapping_scopes_of_three_threads_leave_nothing_seeded_in_any_exit_or
 @pytest.mark.filterwarnings("ignore::seedscope.ConcurrentScopesWarning")
 def test_the_issue_interleaving_leaves_neither_hash_seed_nor_strict_flags_on() -> None:
     hash_seed = os.environ.get("PYTHONHASHSEED")
-    a, b = ScopeThread(deterministic(1, strict=True)), ScopeThread(deterministic(2, strict=True))
-    try:
-        a.do("enter")
-        b.do("enter")
-        a.do("exit")
-        b.do("exit")
-    finally:
-        a.stop()
-        b.stop()
+    first_in_first_out(deterministic(1, strict=True), deterministic(2, strict=True))
     assert os.environ.get("PYTHONHASHSEED") == hash_seed
     assert not torch.backends.cudnn.deterministic
     assert not torch.are_deterministic_algorithms_enabled()
@@ -292,16 +297,7 @@ def test_a_thread_nested_inside_its_own_scope_overlapping_another_restores_at_th
 def test_overlapping_scopes_that_save_the_same_own_generator_give_it_back() -> None:
     generator = torch.Generator().manual_seed(11)
     expected = torch.Generator().manual_seed(11).get_state()
-    a = ScopeThread(deterministic(1, generators=[generator]))
-    b = ScopeThread(isolated(generators=[generator]))
-    try:
-        a.do("enter")
-        b.do("enter")
-        a.do("exit")
-        b.do("exit")
-    finally:
-        a.stop()
-        b.stop()
+    first_in_first_out(deterministic(1, generators=[generator]), isolated(generators=[generator]))
     assert torch.equal(generator.get_state(), expected)
 
 
