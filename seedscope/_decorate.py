@@ -86,7 +86,7 @@ class _Stepper:
         if isinstance(region, Scope):
             if not self._group:
                 seed = _entry_seed(region) if region._seeding else None
-                self._group = [ActiveScope(region, seed)]
+                self._group = [region._entry_type(region, seed)]
         else:
             self._group[:1] = [region._claim(self)]
         _resume(self._group)

@@ -17,7 +17,7 @@ import warnings
 from collections.abc import Callable, Collection, Iterable, Mapping
 from contextvars import ContextVar
 from types import MappingProxyType, TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
 
 from . import _imports
 from ._errors import ConcurrentScopesWarning, RestoreError, SeedscopeWarning
@@ -30,8 +30,9 @@ if TYPE_CHECKING:
 
 __all__ = ["ActiveScope", "Scope", "current_scope", "deterministic", "isolated"]
 
-_Target = TypeVar(
-    "_Target", bound="Callable[..., Any] | classmethod[Any, Any, Any] | staticmethod[Any, Any]"
+# What a scope decorates; the API reference shows this name in signatures.
+Target = TypeVar(
+    "Target", bound="Callable[..., Any] | classmethod[Any, Any, Any] | staticmethod[Any, Any]"
 )
 
 _Saved = dict[Source, Any]
@@ -81,7 +82,7 @@ class ActiveScope:
     ``seed`` is the seed this entry applied (``None`` for :func:`isolated`).
     """
 
-    __slots__ = ("_forks", "_inner", "_live", "_saved", "scope", "seed")
+    __slots__ = ("_entropy", "_forks", "_inner", "_live", "_saved", "scope", "seed")
 
     def __init__(self, scope: Scope, seed: int | None) -> None:
         self.scope = scope
@@ -94,6 +95,8 @@ class ActiveScope:
         self._live = False
         # How many times this process forked while this entry was innermost.
         self._forks = 0
+        # How many times numpy or torch asked for OS entropy while it was innermost.
+        self._entropy = 0
 
     @property
     def strict(self) -> bool:
@@ -117,10 +120,12 @@ def current_scope() -> ActiveScope | None:
     """The innermost active scope of this thread or task, or ``None``.
 
     An entry suspended at a ``yield`` or ``await`` of a decorated generator or
-    coroutine is not active.
+    coroutine is not active. Entries of :func:`~seedscope.relaxed`, which
+    change a setting and no random state, are passed over.
     """
     for entry in reversed(_stack.get()):
-        if entry._live:
+        # A settings-only entry leaves seeds, forks and entropy to the scope around it.
+        if entry._live and not entry.scope._settings_only:
             return entry
     return None
 
@@ -133,6 +138,7 @@ class Scope:
 
     __slots__ = (
         "_generators",
+        "_os_entropy",
         "_per_rank",
         "_seed",
         "_seeding",
@@ -140,6 +146,11 @@ class Scope:
         "_strict",
         "_warn_only",
     )
+
+    # What each entry is made as: a subclass can start from states of its own
+    # instead of a seed (relaxed()). Settings-only scopes touch no random state.
+    _entry_type: ClassVar[type[ActiveScope]] = ActiveScope
+    _settings_only: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -151,10 +162,19 @@ class Scope:
         sources: Iterable[str | Source] | None,
         generators: Iterable[Any] | None = None,
         per_rank: bool = False,
+        os_entropy: bool = False,
     ) -> None:
-        for name, flag in (("strict", strict), ("warn_only", warn_only), ("per_rank", per_rank)):
-            if not isinstance(flag, bool):
-                raise TypeError(f"{name} must be True or False, not {flag!r}")
+        # One chained test in the usual case: a scope is often made per entry
+        # (``with deterministic(k):``), so this is on the benchmarked path.
+        if not (type(strict) is type(warn_only) is type(per_rank) is type(os_entropy) is bool):
+            for name, flag in (
+                ("strict", strict),
+                ("warn_only", warn_only),
+                ("per_rank", per_rank),
+                ("os_entropy", os_entropy),
+            ):
+                if not isinstance(flag, bool):
+                    raise TypeError(f"{name} must be True or False, not {flag!r}")
         if warn_only and not strict:
             raise ValueError(
                 "warn_only=True only applies to strict mode's deterministic algorithms; "
@@ -165,6 +185,7 @@ class Scope:
         self._strict = strict
         self._warn_only = warn_only
         self._per_rank = per_rank
+        self._os_entropy = os_entropy
         self._sources = resolve_sources(sources, strict=strict, warn_only=warn_only)
         self._generators: tuple[Any, ...] = ()
         if generators is not None:
@@ -201,12 +222,24 @@ class Scope:
         """Whether each entry seeds with ``derive_seed(seed, "rank", rank)``."""
         return self._per_rank
 
+    @property
+    def os_entropy(self) -> bool:
+        """Whether numpy and torch generators made without a seed keep taking OS entropy.
+
+        ``False`` (the default): inside an entry they take it from
+        ``derive_seed(seed, "entropy", n)`` instead (see "Generators made
+        without a seed" in the guide).
+        """
+        return self._os_entropy
+
     def __repr__(self) -> str:
         owned = f"generators=[{len(self._generators)} generators]" if self._generators else ""
         if not self._seeding:
             return f"isolated({owned})"
         options = "".join(
-            f", {name}=True" for name in ("strict", "warn_only", "per_rank") if getattr(self, name)
+            f", {name}=True"
+            for name in ("strict", "warn_only", "per_rank", "os_entropy")
+            if getattr(self, name)
         )
         if owned:
             options += f", {owned}"
@@ -238,11 +271,11 @@ class Scope:
 
     # -- decorator ---------------------------------------------------------
 
-    def __call__(self, target: _Target) -> _Target:
+    def __call__(self, target: Target) -> Target:
         """Run every call (every test, every generator step) of ``target`` in this scope."""
         from ._decorate import decorate
 
-        decorated: _Target = decorate(self, target)
+        decorated: Target = decorate(self, target)
         return decorated
 
     def __copy__(self) -> Self:
@@ -286,7 +319,7 @@ def _enter(scope: Scope) -> ActiveScope:
     seed: int | None = None
     if scope._seeding:
         seed = _entry_seed(scope)
-    active = ActiveScope(scope, seed)
+    active = scope._entry_type(scope, seed)
     _warn_if_overlapping(scope)
     try:
         _locked(_come_in, active)
@@ -593,7 +626,9 @@ def _on_module_imported(module: str) -> None:
         for source in _pending(active, module):
             if source.available():
                 active._saved[source] = source.capture()
-                if active.seed is not None:
+                if source in active._inner:  # an entry that starts from its own states
+                    source.restore(active._inner[source])
+                elif active.seed is not None:
                     source.seed(active.seed)
 
 
@@ -641,12 +676,13 @@ def _reseed_child(stack: tuple[ActiveScope, ...], active: ActiveScope) -> None:
     assert active.seed is not None
     seed = derive_seed(active.seed, "fork", active._forks)
     # The entries go on in the child under seeds of its own, so that what they
-    # seed later (a library first imported here, a nested fork) differs from
-    # child to child too; forks are counted afresh in each process.
+    # seed later (a library first imported here, a nested fork, an unseeded
+    # generator) differs from child to child too; forks and requests for
+    # entropy are counted afresh in each process.
     for entry in stack:
         if entry.seed is not None:
             entry.seed = seed if entry is active else derive_seed(entry.seed, "fork", seed)
-        entry._forks = 0
+        entry._forks = entry._entropy = 0
     for source in active._saved:
         try:
             source.seed(seed)
@@ -677,7 +713,7 @@ def is_decorator_target(value: object) -> bool:
 
 
 @overload
-def deterministic(seed: _Target, /) -> _Target: ...
+def deterministic(target: Target, /) -> Target: ...
 @overload
 def deterministic(
     seed: int | None = None,
@@ -687,6 +723,7 @@ def deterministic(
     sources: Iterable[str | Source] | None = None,
     generators: Iterable[Any] | None = None,
     per_rank: bool = False,
+    os_entropy: bool = False,
 ) -> Scope: ...
 def deterministic(
     seed: Any = None,
@@ -696,16 +733,18 @@ def deterministic(
     sources: Iterable[str | Source] | None = None,
     generators: Iterable[Any] | None = None,
     per_rank: bool = False,
+    os_entropy: bool = False,
 ) -> Any:
     """A scope that seeds all global random state and restores it afterwards.
 
     On entry it saves the state of ``random``, numpy's global generator, torch's
     CPU generator, every accelerator generator, torch's determinism settings and
-    the ``PYTHONHASHSEED`` / ``CUBLAS_WORKSPACE_CONFIG`` environment variables;
-    then it seeds them exactly as ``random.seed``, ``np.random.seed`` and
-    ``torch.manual_seed`` would, and sets ``cudnn.deterministic = True`` and
-    ``cudnn.benchmark = False``. On exit, however the block ends, everything is
-    put back.
+    the ``PYTHONHASHSEED`` / ``CUBLAS_WORKSPACE_CONFIG`` / ``SEEDSCOPE_SEED``
+    environment variables; then it seeds them exactly as ``random.seed``,
+    ``np.random.seed`` and ``torch.manual_seed`` would, sets
+    ``cudnn.deterministic = True`` and ``cudnn.benchmark = False``, and sets
+    ``PYTHONHASHSEED`` and ``SEEDSCOPE_SEED`` to the seed for the processes it
+    starts. On exit, however the block ends, everything is put back.
 
     ``seed`` is an int in [0, 2**32 - 1]; ``None`` reads ``SEEDSCOPE_SEED`` at
     entry (0 if unset). ``strict=True`` also turns on deterministic algorithms
@@ -719,6 +758,13 @@ def deterministic(
     process of a multi-process run its own seed, ``derive_seed(seed, "rank",
     rank)``, with the rank read at entry from ``torch.distributed`` (when
     initialized) or ``$RANK``.
+
+    numpy generators made without a seed inside an entry (``default_rng()``,
+    ``RandomState()``, ``SeedSequence()``, ``PCG64()``, ...) and
+    ``torch.seed()`` take their entropy from ``derive_seed(seed, "entropy",
+    n)``, where ``n`` counts such requests in the entry, instead of from the
+    operating system; ``os_entropy=True`` leaves them to the operating system.
+    ``random.Random()`` is never touched.
 
     Use it as a context manager, an async context manager, or a decorator
     (``@deterministic``, ``@deterministic(7)``) on functions, coroutines,
@@ -738,6 +784,7 @@ def deterministic(
         "sources": sources,
         "generators": generators,
         "per_rank": per_rank,
+        "os_entropy": os_entropy,
     }
     if is_decorator_target(seed):
         return Scope(None, seeding=True, **options)(seed)
@@ -745,7 +792,7 @@ def deterministic(
 
 
 @overload
-def isolated(target: _Target, /) -> _Target: ...
+def isolated(target: Target, /) -> Target: ...
 @overload
 def isolated(
     *, sources: Iterable[str | Source] | None = None, generators: Iterable[Any] | None = None

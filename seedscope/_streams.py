@@ -22,10 +22,10 @@ from typing import Any, overload
 from ._scope import (
     ActiveScope,
     Scope,
+    Target,
     _entry_seed,
     _leave,
     _resume,
-    _Target,
     deterministic,
     is_decorator_target,
     live_stack,
@@ -141,11 +141,11 @@ class PrivateStream:
     ) -> None:
         self.__exit__(exc_type, exc, tb)
 
-    def __call__(self, target: _Target) -> _Target:
+    def __call__(self, target: Target) -> Target:
         """Run every call (every generator step) of ``target`` in this stream, continuing it."""
         from ._decorate import decorate
 
-        decorated: _Target = decorate(self, target)
+        decorated: Target = decorate(self, target)
         return decorated
 
     # -- state -------------------------------------------------------------------------
@@ -228,7 +228,7 @@ class PrivateStream:
 
 
 @overload
-def private_stream(seed: _Target, /) -> _Target: ...
+def private_stream(target: Target, /) -> Target: ...
 @overload
 def private_stream(
     seed: int | None = None,
