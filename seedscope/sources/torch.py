@@ -31,12 +31,26 @@ _MT_WORDS = 624
 # cuda and xpu generators: a u64 seed, then the Philox offset (u64).
 _PHILOX_STATE_SIZE = 16
 
+# Whether torch.seed() goes through seedscope._entropy yet.
+_entropy_hooked = False
+
+
+def _hook_entropy() -> None:
+    global _entropy_hooked
+    from .._entropy import hook_torch
+
+    hook_torch()
+    _entropy_hooked = True
+
 
 class TorchCPU(ProcessWide):
     name = "torch"
     module = "torch"
 
     def capture(self) -> Any:
+        # Every entry captures before it seeds or resumes (see NumpyGlobal.capture).
+        if not _entropy_hooked:
+            _hook_entropy()
         return sys.modules["torch"].default_generator.get_state()
 
     def seed(self, seed: int) -> None:
