@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["ConcurrentScopesWarning", "RestoreError", "SeedscopeWarning"]
+__all__ = ["ConcurrentScopesWarning", "DeviceMismatchWarning", "RestoreError", "SeedscopeWarning"]
 
 
 class SeedscopeWarning(UserWarning):
@@ -11,6 +11,13 @@ class SeedscopeWarning(UserWarning):
 
 class ConcurrentScopesWarning(SeedscopeWarning):
     """Scopes of two threads overlap: global RNG state is shared, so neither is reproducible."""
+
+
+class DeviceMismatchWarning(SeedscopeWarning):
+    """A snapshot's accelerator states were saved on other devices than this process has.
+
+    Only the devices both have are restored; the others keep their state.
+    """
 
 
 class RestoreError(RuntimeError):

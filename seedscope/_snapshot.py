@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Iterable, Mapping
+import warnings
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from ._errors import DeviceMismatchWarning
 from ._generators import GeneratorSource, generator_sources
 from ._plain import check_environment_variable
 from ._scope import restore_all
-from .sources import EnvironmentVariables, Source, resolve_sources
+from .sources import Accelerators, EnvironmentVariables, Source, resolve_sources
 
 __all__ = ["FORMAT", "VERSION", "Snapshot", "capture"]
 
@@ -42,12 +44,15 @@ def dump_part(source: Source, state: Any) -> Any:
         raise TypeError(f"snapshot part {source.name!r}: {exc}") from exc
 
 
-def load_part(source: Source, data: Any) -> Any:
-    """Read one part's plain data into a state for ``source.restore``, checking it fully."""
+def load_part(source: Source, data: Any, load: Callable[[Any], Any] | None = None) -> Any:
+    """Read one part's plain data into a state for ``source.restore``, checking it fully.
+
+    ``load`` reads it instead of ``source.load_state``.
+    """
     try:
         if source.module is not None and not source.available():
             importlib.import_module(source.module)  # restoring its state needs the library
-        state = source.load_state(data)
+        state = (source.load_state if load is None else load)(data)
         if isinstance(source, EnvironmentVariables):
             # load_state checks the types; os.environ refuses more (NUL, '=', ...).
             for name, value in data.items():
@@ -120,25 +125,34 @@ class Snapshot:
         *,
         sources: Iterable[str | Source] | None = None,
         generators: Iterable[Any] | None = None,
+        same_devices: bool = False,
     ) -> Snapshot:
         """Read a :meth:`state_dict` back, checking all of it; change nothing.
 
         Without ``sources``, ``state`` must hold exactly the parts a default
         :func:`capture` would (the built-in and registered sources). With
-        ``sources``, it must hold at least those, and only those are read:
-        leave ``"accelerators"`` out to load a snapshot taken with another
-        number of GPUs. ``generators`` are the objects to restore the saved
-        generator states into, as many as were captured and of the same kinds.
+        ``sources``, it must hold at least those, and only those are read.
+        ``generators`` are the objects to restore the saved generator states
+        into, as many as were captured and of the same kinds.
+
+        A snapshot saved with other accelerator devices than this process has
+        (another number of GPUs, GPUs where there are none, none where there
+        are some) or without an ``"accelerators"`` part restores what both
+        have: device ``i`` of each kind gets the state saved for device ``i``,
+        and the rest keep theirs. Loading then emits one
+        :class:`DeviceMismatchWarning` with the counts. ``same_devices=True``
+        refuses such a snapshot instead.
 
         Any problem (another format or version, a missing or unexpected part,
         a state of the wrong shape or type, a value the library would take but
         cannot use, such as a key that draws only 0 or an environment variable
-        with a NUL character, accelerator states for another number of devices)
-        raises ``ValueError`` naming the part, and nothing is restored; call
-        :meth:`restore` on the result to apply it. ``None`` marks a library that
-        was not imported; a source that needs none gets it as its state, which
-        ``python`` and ``environ`` refuse.
+        with a NUL character) raises ``ValueError`` naming the part, and nothing
+        is restored; call :meth:`restore` on the result to apply it. ``None``
+        marks a library that was not imported; a source that needs none gets it
+        as its state, which ``python`` and ``environ`` refuse.
         """
+        if not isinstance(same_devices, bool):
+            raise TypeError(f"same_devices must be True or False, not {same_devices!r}")
         if not isinstance(state, Mapping):
             raise ValueError(f"a snapshot state must be a dict, not {type(state).__name__}")
         if state.get("format") != FORMAT:
@@ -164,7 +178,11 @@ class Snapshot:
             raise ValueError(f"snapshot part 'sources' must be a dict, not {type(saved).__name__}")
         wanted = resolve_sources(sources, strict=False, warn_only=False)
         names = [source.name for source in wanted]
-        absent = [name for name in names if name not in saved]
+        absent = [
+            source.name
+            for source in wanted
+            if source.name not in saved and (same_devices or not isinstance(source, Accelerators))
+        ]
         if absent:
             raise ValueError(
                 f"snapshot part {absent[0]!r} is missing (the snapshot has "
@@ -179,10 +197,23 @@ class Snapshot:
                     "only some parts)"
                 )
         parts: list[_Part] = []
+        devices: str | None = None  # how the accelerator states differ from the devices here
         for source in wanted:
-            data = saved[source.name]
+            data = saved.get(source.name, _ABSENT)
             if data is None and source.module is not None:
                 parts.append((source, _ABSENT))  # its library was not imported
+            elif data is _ABSENT and not source.available():
+                parts.append((source, _ABSENT))  # no part, no torch here: no devices either
+            elif isinstance(source, Accelerators) and not same_devices:
+                # No part at all: read as states saved where there were no devices.
+                no_part = data is _ABSENT
+                loaded, differences = load_part(
+                    source, {} if no_part else data, source.load_overlap
+                )
+                parts.append((source, loaded))
+                if differences:
+                    how = "has no accelerators part" if no_part else "was saved on other devices"
+                    devices = f"the snapshot {how} ({'; '.join(differences)})"
             else:
                 # A source without a library is always captured, so None is its
                 # state (or a mistake its load_state refuses), never "absent".
@@ -204,6 +235,13 @@ class Snapshot:
             (source, load_part(source, data))
             for source, data in zip(owned, saved_generators, strict=True)
         ]
+        if devices is not None:
+            warnings.warn(
+                f"{devices}: restoring it restores the devices both have, and the others keep "
+                "their state (same_devices=True refuses such a snapshot)",
+                DeviceMismatchWarning,
+                stacklevel=2,
+            )
         return cls(parts, loaded)
 
     def __repr__(self) -> str:

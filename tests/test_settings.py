@@ -8,6 +8,7 @@ may set non-default outer values freely.
 from __future__ import annotations
 
 import os
+import textwrap
 from typing import Any
 
 import pytest
@@ -352,3 +353,136 @@ def test_scopes_work_while_torch_flags_are_frozen() -> None:
     assert frozen, "disable_global_flags() did not freeze the flags"
     assert inside == [True, False, True, True, True, "highest"]
     assert after == [False, True, False, False, False, "medium"]
+
+
+# -- inductor's fallback_random --------------------------------------------------------
+# Each case in its own interpreter: importing inductor takes seconds and cannot
+# be undone. torch.compile itself is exercised in test_compile.py.
+
+FALLBACK_RANDOM = """
+import json, sys
+import torch
+from seedscope import capture, deterministic, isolated
+
+def loaded():
+    return "torch._inductor.config" in sys.modules
+
+def value():
+    return sys.modules["torch._inductor.config"].fallback_random
+
+def waiting():  # an import hook of seedscope's waits for inductor's config
+    wanted = (getattr(f, "_wants", None) for f in sys.meta_path)
+    return any(wants("torch._inductor.config") for wants in wanted if wants is not None)
+"""
+
+
+def run_with_inductor_helpers(code: str) -> Any:
+    return run_python(FALLBACK_RANDOM + textwrap.dedent(code))
+
+
+def test_strict_sets_fallback_random_and_restores_it_when_inductor_is_loaded() -> None:
+    result = run_with_inductor_helpers(
+        """
+        import torch._inductor.config as config
+        seen = {}
+        with deterministic(1):
+            seen["plain"] = value()
+        with deterministic(1, strict=True):
+            seen["strict"] = value()
+        seen["after"] = value()
+        config.fallback_random = True
+        with deterministic(1, strict=True):
+            pass
+        seen["kept"] = value()
+        config.fallback_random = False
+        with isolated():
+            config.fallback_random = True
+        seen["put_back"] = value()
+        print(json.dumps(seen))
+        """
+    )
+    assert result == {
+        "plain": False,
+        "strict": True,
+        "after": False,
+        "kept": True,
+        "put_back": False,
+    }
+
+
+def test_fallback_random_waits_for_inductor_and_is_set_when_it_is_imported() -> None:
+    result = run_with_inductor_helpers(
+        """
+        seen = {}
+        with deterministic(1, strict=True):
+            seen["waiting"] = [loaded(), waiting()]
+            with deterministic(2):
+                import torch._inductor.config  # the first import: inside both scopes
+                seen["imported"] = value()
+            seen["inner_exit"] = value()
+        seen["after"] = [value(), waiting()]
+        with deterministic(1):
+            pass
+        seen["plain"] = value()
+        print(json.dumps(seen))
+        """
+    )
+    assert result == {
+        "waiting": [False, True],
+        "imported": True,  # the strict scope's value, which the inner scope leaves
+        "inner_exit": True,
+        "after": [False, False],
+        "plain": False,
+    }
+
+
+def test_a_strict_scope_without_inductor_leaves_nothing_waiting() -> None:
+    result = run_with_inductor_helpers(
+        """
+        with deterministic(1, strict=True):
+            inside = waiting()
+        after = waiting()
+        import torch._inductor.config
+        print(json.dumps([inside, after, value()]))
+        """
+    )
+    assert result == [True, False, False]
+
+
+def test_snapshots_hold_fallback_random() -> None:
+    result = run_with_inductor_helpers(
+        """
+        from seedscope import Snapshot
+        with deterministic(1, strict=True):
+            waiting_state = capture().state_dict()["sources"]["flags"]["fallback_random"]
+        import torch._inductor.config as config
+        default_state = capture().state_dict()["sources"]["flags"]["fallback_random"]
+        config.fallback_random = True
+        snapshot = capture()
+        config.fallback_random = False
+        Snapshot.from_state_dict(snapshot.state_dict()).restore()
+        print(json.dumps([waiting_state, default_state, value()]))
+        """
+    )
+    assert result == [True, None, True]
+
+
+def test_a_fallback_random_state_that_is_not_a_bool_or_null_is_refused() -> None:
+    from seedscope import Snapshot, capture
+
+    state = capture().state_dict()
+    state["sources"]["flags"]["fallback_random"] = "yes"
+    with pytest.raises(
+        ValueError,
+        match=r"part 'flags': state 'fallback_random' must be true, false or null .*, not 'yes'",
+    ):
+        Snapshot.from_state_dict(state)
+
+
+def test_a_snapshot_saved_before_fallback_random_was_kept_loads_with_the_default() -> None:
+    from seedscope import Snapshot, capture
+
+    state = capture().state_dict()
+    del state["sources"]["flags"]["fallback_random"]
+    loaded = Snapshot.from_state_dict(state).state_dict()
+    assert loaded["sources"]["flags"]["fallback_random"] is None

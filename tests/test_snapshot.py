@@ -138,16 +138,19 @@ def test_flags_and_environment_round_trip(snapshot: Callable[[], Any]) -> None:
     torch.backends.cudnn.benchmark = True
     os.environ["PYTHONHASHSEED"] = "77"
     os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+    os.environ["SEEDSCOPE_SEED"] = "5"
     state = json_round_trip(capture().state_dict())
     assert state["sources"]["environ"] == {
         "PYTHONHASHSEED": "77",
         "CUBLAS_WORKSPACE_CONFIG": None,
+        "SEEDSCOPE_SEED": "5",
     }
     before = snapshot()
     with deterministic(0, strict=True):
         pass
     torch.backends.cudnn.benchmark = False
     os.environ["PYTHONHASHSEED"] = "1"
+    del os.environ["SEEDSCOPE_SEED"]
     Snapshot.from_state_dict(state).restore()
     assert snapshot() == before
 
@@ -379,10 +382,10 @@ def test_generators_must_match_in_number_and_kind() -> None:
         Snapshot.from_state_dict(bad, sources=[], generators=[np.random.default_rng()])
 
 
-# -- accelerators: one policy for another number of devices ---------------------------
+# -- accelerators (other numbers of devices: test_snapshot_devices.py) ------------------------
 
 
-def test_a_snapshot_from_another_number_of_devices_is_refused() -> None:
+def test_same_devices_refuses_a_snapshot_from_another_number_of_devices() -> None:
     state = _valid()
     state["sources"]["accelerators"] = {"cuda": {"devices": 2, "states": None}}
     cuda_here = sum(1 for backend in accelerators._backends() if backend.name == "cuda")
@@ -390,11 +393,11 @@ def test_a_snapshot_from_another_number_of_devices_is_refused() -> None:
     with pytest.raises(
         ValueError,
         match=rf"part 'accelerators'.*taken with 2 cuda device\(s\) and this process has {count}"
-        r".*leave 'accelerators' out of sources=",
+        r": with same_devices=True",
     ):
-        Snapshot.from_state_dict(state)
+        Snapshot.from_state_dict(state, same_devices=True)
     others = [name for name in BUILTIN_NAMES if name != "accelerators"]
-    Snapshot.from_state_dict(state, sources=others)  # the way out the message gives
+    Snapshot.from_state_dict(state, sources=others, same_devices=True)
 
 
 class FakeLazyModule:

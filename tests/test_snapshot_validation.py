@@ -22,15 +22,17 @@ import os
 import random
 import struct
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 from unittest import mock
 
 import pytest
+from _fake_devices import FakeCuda
 from hypothesis import HealthCheck, example, given, note, settings
 from hypothesis import strategies as st
 
-from seedscope import Snapshot, Source, capture, isolated
+from seedscope import DeviceMismatchWarning, Snapshot, Source, capture, isolated
 from seedscope.sources import default_sources
 
 ENV_VARS = ("PYTHONHASHSEED", "CUBLAS_WORKSPACE_CONFIG")
@@ -97,6 +99,18 @@ def test_environment_variable_names_the_os_refuses_are_refused(name: Any) -> Non
 
 
 # -- sources that need no library ---------------------------------------------------------
+
+
+def test_a_snapshot_without_an_accelerators_part_loads_with_or_without_torch() -> None:
+    # Without torch, loading imports nothing for devices (there are none).
+    state = valid()
+    del state["sources"]["accelerators"]
+    expected = random.random()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeviceMismatchWarning)  # where there are GPUs
+        Snapshot.from_state_dict(state).restore()
+    assert random.random() == expected
+    refused(state, r"snapshot part 'accelerators' is missing", same_devices=True)
 
 
 @pytest.mark.parametrize("name", ["python", "environ"])
@@ -321,70 +335,6 @@ def test_cuda_precision_bf16_is_refused() -> None:
         legacy + flags._precision_nodes().index(("mkldnn", "all"))
     ] = "bf16"
     Snapshot.from_state_dict(state)
-
-
-class FakePhiloxGenerator:
-    """What a CUDA generator's state is and checks: seed and offset, a multiple of 4."""
-
-    def __init__(self) -> None:
-        self.seed_value, self.offset = 0, 0
-
-    def get_state(self) -> Any:
-        torch = sys.modules["torch"]
-        data = struct.pack("<QQ", self.seed_value, self.offset)
-        return torch.frombuffer(bytearray(data), dtype=torch.uint8)
-
-    def set_state(self, state: Any) -> None:
-        data = state.numpy().tobytes()
-        if len(data) != 16:
-            raise RuntimeError("RNG state is wrong size")
-        seed_value, offset = struct.unpack("<QQ", data)
-        if offset % 4:
-            raise RuntimeError("offset must be a multiple of 4")
-        self.seed_value, self.offset = seed_value, offset
-
-    def manual_seed(self, seed: int) -> FakePhiloxGenerator:
-        self.seed_value, self.offset = seed, 0
-        return self
-
-    def seed(self) -> int:
-        # torch seeds from the operating system; any seed does for a fake.
-        self.manual_seed(int.from_bytes(os.urandom(8), "little"))
-        return self.seed_value
-
-    def draw(self) -> None:
-        self.offset += 4
-
-
-class FakeCuda:
-    """A CUDA-like module whose devices have Philox generators and start on demand."""
-
-    def __init__(self, devices: int, *, started: bool) -> None:
-        torch = sys.modules["torch"]
-        self._devices = devices
-        self._started = False
-        self.default_generators: tuple[FakePhiloxGenerator, ...] = ()
-        self._lazy_seed_tracker = torch.cuda._LazySeedTracker()
-        self.__name__ = "torch.fakecuda"
-        if started:
-            self.start()
-
-    def is_initialized(self) -> bool:
-        return self._started
-
-    def device_count(self) -> int:
-        return self._devices
-
-    def start(self) -> None:
-        if self._started:
-            return
-        self._started = True
-        self.default_generators = tuple(FakePhiloxGenerator() for _ in range(self._devices))
-        for generator in self.default_generators:
-            generator.seed()
-        for call in self._lazy_seed_tracker.get_calls():
-            if call is not None:
-                call[0]()  # as torch's lazy init does: an error here breaks CUDA's start
 
 
 class Devices:
@@ -623,7 +573,10 @@ def restores_or_is_refused(state: Any, after: Callable[[], None], **kwargs: Any)
     leaving generators that draw."""
     refusal: str | None = None
     try:
-        loaded = Snapshot.from_state_dict(state, **kwargs)
+        with warnings.catch_warnings():
+            # Accelerator states for other devices load, with a warning.
+            warnings.simplefilter("ignore", DeviceMismatchWarning)
+            loaded = Snapshot.from_state_dict(state, **kwargs)
     except ValueError as exc:
         refusal = str(exc)
     if refusal is not None:

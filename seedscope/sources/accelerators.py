@@ -6,6 +6,10 @@ so an uninitialized backend is seeded the way torch itself does it: by queuing
 the seed on torch's lazy-seed tracker. And a queued seed belongs to the scope:
 on exit it is taken back, or, if the backend started inside the scope, the
 generators are reset to what they would have been had the scope never run.
+
+A snapshot taken with other devices (fewer, more, none) restores onto the
+devices both have: device ``i`` of each kind gets the state saved for device
+``i``, and the rest keep theirs.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ _QUEUED_TRACEBACK = ["seed queued by a seedscope scope; it runs when the device 
 _RESTORED_TRACEBACK = ["states restored from a seedscope snapshot; set when the device starts\n"]
 # CUDA and XPU generators are Philox: an 8-byte seed and an 8-byte offset.
 _PHILOX_STATE_SIZE = 16
+_PHILOX_KINDS = ("cuda", "xpu")
 
 
 class _Loaded:
@@ -55,17 +60,13 @@ class _LazyBackend:
         return [dump_tensor(s) for s in saved] if was_initialized else None
 
     def load(self, states: list[Any], what: str) -> _Loaded:
+        """Every saved state checked; those of the devices here kept (the first ones)."""
+        size = _PHILOX_STATE_SIZE
         if self.module.is_initialized():
-            sizes = [len(g.get_state()) for g in self._generators()]
-        else:
-            sizes = [_PHILOX_STATE_SIZE] * len(states)
-        loaded = []
-        for i, (s, size) in enumerate(zip(states, sizes, strict=True)):
-            state = load_tensor(s, f"{what}[{i}]", size=size)
-            # Else set_state raises in restore or, queued, when the device starts.
-            check_philox_state(state.numpy().tobytes(), f"{what}[{i}]")
-            loaded.append(state)
-        return _Loaded(loaded)
+            generators = self._generators()
+            size = len(generators[0].get_state()) if generators else size
+        loaded = [_load_philox(s, f"{what}[{i}]", size) for i, s in enumerate(states)]
+        return _Loaded(loaded[: self.device_count()])
 
     def capture(self) -> tuple[bool, Any]:
         if self.module.is_initialized():
@@ -111,14 +112,15 @@ class _LazyBackend:
                     queued[0]()
 
     def _restore_loaded(self, states: list[Any]) -> None:
+        # A snapshot from fewer devices has states for the first ones only.
         if self.module.is_initialized():
-            for generator, generator_state in zip(self._generators(), states, strict=True):
+            for generator, generator_state in zip(self._generators(), states, strict=False):
                 generator.set_state(generator_state)
             return
         module = self.module
 
         def set_all() -> None:
-            for generator, generator_state in zip(module.default_generators, states, strict=True):
+            for generator, generator_state in zip(module.default_generators, states, strict=False):
                 generator.set_state(generator_state)
 
         # Queued like a manual_seed_all, and as the latest call: it runs when
@@ -157,7 +159,12 @@ class _EagerBackend:
 
     def restore(self, state: tuple[bool, Any] | _Loaded) -> None:
         if isinstance(state, _Loaded):
-            self._set(state.states if self._per_device else state.states[0])
+            if self._per_device:
+                # A snapshot from fewer devices has states for the first ones only.
+                saved = state.states
+                self._set([*saved, *self._states(self._get())[len(saved) :]])
+            else:
+                self._set(state.states[0])
         else:
             self._set(state[1])
 
@@ -165,16 +172,24 @@ class _EagerBackend:
         return [dump_tensor(s) for s in self._states(state[1])]
 
     def load(self, states: list[Any], what: str) -> _Loaded:
-        sizes = [len(s) for s in self._states(self._get())]
-        return _Loaded(
-            [
-                load_tensor(s, f"{what}[{i}]", size=size)
-                for i, (s, size) in enumerate(zip(states, sizes, strict=True))
-            ]
-        )
+        """Every saved state checked; those of the devices here kept (the first ones)."""
+        sizes: list[int | None] = [len(s) for s in self._states(self._get())]
+        sizes += [None] * (len(states) - len(sizes))  # devices not here: their layout is unknown
+        loaded = [
+            load_tensor(s, f"{what}[{i}]", size=size)
+            for i, (s, size) in enumerate(zip(states, sizes, strict=False))
+        ]
+        return _Loaded(loaded[: self.device_count()])
 
 
 _Backend = _LazyBackend | _EagerBackend
+
+
+def _load_philox(value: object, what: str, size: int) -> Any:
+    state = load_tensor(value, what, size=size)
+    # Else set_state raises in restore or, queued, when the device starts.
+    check_philox_state(state.numpy().tobytes(), what)
+    return state
 
 
 @functools.cache
@@ -243,9 +258,23 @@ class Accelerators(ProcessWide):
         """Per-device states, for exactly as many devices of each kind as this process has.
 
         A snapshot's accelerator states are tied to its devices: one taken with
-        another number of devices of any kind is refused, since there is no
-        right way to spread its streams over other devices.
+        another number of devices of any kind is refused here. Snapshots load
+        such states with :meth:`load_overlap` unless ``same_devices=True``.
         """
+        return self._load(data, same_devices=True)[0]
+
+    def load_overlap(self, data: Any) -> tuple[Any, list[str]]:
+        """The states of the devices both the snapshot and this process have, and the differences.
+
+        Device ``i`` of a kind gets the state saved for device ``i``; saved states
+        of devices this process lacks are checked, then left out, and devices
+        with no saved state keep theirs. The differences read "2 cuda device(s)
+        saved, 1 here", one per kind, where some device's state is left out or
+        missing.
+        """
+        return self._load(data, same_devices=False)
+
+    def _load(self, data: Any, *, same_devices: bool) -> tuple[Any, list[str]]:
         if not isinstance(data, dict):
             raise ValueError(f"state must be a dict, not {type(data).__name__}")
         here = {backend.name: backend for backend in _backends()}
@@ -259,19 +288,34 @@ class Accelerators(ProcessWide):
                     f"state {name!r} 'states' must be null or a list of {count} device states"
                 )
             saved[name] = (count, states)
+        differences = []
         for name in sorted(set(here) | set(saved)):
             count_here = here[name].device_count() if name in here else 0
-            count_saved = saved[name][0] if name in saved else 0
-            if count_here != count_saved:
+            count_saved, states = saved.get(name, (0, []))
+            if count_here == count_saved:
+                continue
+            if same_devices:
                 raise ValueError(
                     f"the snapshot was taken with {count_saved} {name} device(s) and this "
-                    f"process has {count_here}: accelerator states are only restored onto "
-                    "the same devices they were saved from (to load the other parts, leave "
-                    "'accelerators' out of sources=)"
+                    f"process has {count_here}: with same_devices=True, accelerator states are "
+                    "only restored onto the same devices they were saved from (without it, "
+                    "the devices both have are restored)"
                 )
+            if states is not None:  # null: the device had not started, nothing was saved
+                differences.append(f"{count_saved} {name} device(s) saved, {count_here} here")
         loaded = []
-        for name, backend in here.items():
-            states = saved[name][1] if name in saved else None
-            if states is not None:
-                loaded.append((backend, backend.load(states, f"state {name!r} 'states'")))
-        return loaded
+        for name, (_, states) in saved.items():
+            if states is None:
+                continue
+            what = f"state {name!r} 'states'"
+            if name in here:
+                states_here = here[name].load(states, what)
+                if states_here.states:
+                    loaded.append((here[name], states_here))
+            else:  # checked all the same: a snapshot is refused or restored whole
+                for i, s in enumerate(states):
+                    if name in _PHILOX_KINDS:
+                        _load_philox(s, f"{what}[{i}]", _PHILOX_STATE_SIZE)
+                    else:
+                        load_tensor(s, f"{what}[{i}]")
+        return loaded, differences

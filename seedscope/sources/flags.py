@@ -1,17 +1,25 @@
-"""torch's determinism settings: cuDNN flags, deterministic algorithms, TF32.
+"""torch's determinism settings: cuDNN flags, deterministic algorithms, TF32, inductor's RNG.
 
 Settings are read and written through torch's C entry points, the same ones
 the public properties call, so they work while torch has frozen its flags
 (``torch.backends.disable_global_flags()``) and cost well under a microsecond.
+
+Strict mode also sets ``torch._inductor.config.fallback_random``, so that code
+compiled by ``torch.compile`` draws random numbers as eager code does. Importing
+inductor takes seconds, so it is never imported here: when it is not loaded
+yet, the value waits, and is set as soon as ``torch._inductor.config`` is
+imported (usually by the first ``torch.compile``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from .._imports import _SeedOnImport
 from .._plain import expect_fields, read_bool
 from .base import ProcessWide
 
@@ -40,6 +48,8 @@ class _Settings(NamedTuple):
     warn_only: bool
     fill_uninitialized_memory: bool
     precision: tuple[Any, ...]
+    # inductor's fallback_random; None: its default (or inductor not loaded).
+    fallback_random: bool | None
 
 
 @functools.cache
@@ -141,7 +151,97 @@ def _read(c: Any) -> _Settings:
         c._get_deterministic_algorithms_warn_only(),
         c._get_deterministic_fill_uninitialized_memory(),
         _read_precision(),
+        _read_fallback_random(),
     )
+
+
+# -- inductor's fallback_random ------------------------------------------------------
+
+_INDUCTOR_CONFIG = "torch._inductor.config"
+# The value fallback_random gets when inductor's config is imported; None:
+# inductor's default. Like the settings above, captured and restored.
+_on_import: bool | None = None
+_watch: _SeedOnImport | None = None
+
+
+@functools.cache
+def _fallback_random_default(config: Any) -> bool:
+    entry = getattr(config, "_config", {}).get("fallback_random")
+    default = getattr(entry, "default", False)  # torch >= 2.4 keeps one entry per setting
+    return default is True
+
+
+@functools.cache
+def _plain_entry(config: Any) -> tuple[Any, object] | None:
+    """inductor's record of fallback_random and its "unset" marker, if reading it is plain.
+
+    Plain: no alias, no value from the environment, no remote switch, so the
+    value is the user's override if set, else the default. Reading it so costs
+    a tenth of ``config.fallback_random``, which every scope's capture and
+    restore would pay once torch.compile has loaded inductor.
+    """
+    unset = getattr(sys.modules.get("torch.utils._config_module"), "_UNSET_SENTINEL", None)
+    entry = getattr(config, "_config", {}).get("fallback_random")
+    try:
+        plain = (
+            unset is not None
+            and entry.alias is None
+            and entry.justknob is None
+            and entry.env_value_force is unset
+            and entry.env_value_default is unset
+            and callable(entry.user_override.get)
+        )
+    except AttributeError:  # another torch: its own getter is right
+        return None
+    return (entry, unset) if plain else None
+
+
+def _read_fallback_random() -> bool | None:
+    config = sys.modules.get(_INDUCTOR_CONFIG)
+    if config is None:
+        return _on_import
+    plain = _plain_entry(config)
+    if plain is None:
+        value = config.fallback_random is True
+    else:
+        entry, unset = plain
+        override = entry.user_override.get()
+        value = (entry.default if override is unset else override) is True
+    return None if value == _fallback_random_default(config) else value
+
+
+def _write_fallback_random(value: bool | None) -> None:
+    global _on_import, _watch
+    config: Any = sys.modules.get(_INDUCTOR_CONFIG)
+    if config is not None:
+        wanted = _fallback_random_default(config) if value is None else value
+        # Recent torch keeps inductor's settings per thread and task (context
+        # variables): this sets it where the scope is.
+        if config.fallback_random is not wanted:
+            config.fallback_random = wanted
+        return
+    _on_import = value
+    if value is not None and _watch is None:
+        _watch = _SeedOnImport(_INDUCTOR_CONFIG.__eq__, _inductor_imported)
+        sys.meta_path.insert(0, _watch)
+    elif value is None:
+        _unwatch()
+
+
+def _inductor_imported(module: str) -> None:
+    value = _on_import
+    _unwatch()
+    if value is not None:
+        _write_fallback_random(value)
+
+
+def _unwatch() -> None:
+    global _on_import, _watch
+    _on_import = None
+    if _watch is not None:
+        with contextlib.suppress(ValueError):  # someone rebuilt sys.meta_path
+            sys.meta_path.remove(_watch)
+        _watch = None
 
 
 class TorchFlags(ProcessWide):
@@ -169,6 +269,8 @@ class TorchFlags(ProcessWide):
             return
         c._set_deterministic_algorithms(True, warn_only=self.warn_only)
         c._set_deterministic_fill_uninitialized_memory(True)
+        # Else compiled code draws from inductor's own RNG, not torch's generators.
+        _write_fallback_random(True)
         # Through the legacy setters on every torch: on torch >= 2.9 they also
         # update the fp32_precision tree, and leave it in a state that both the
         # legacy and the new getters can read (setting nodes to "ieee" directly
@@ -199,6 +301,8 @@ class TorchFlags(ProcessWide):
             c._set_deterministic_fill_uninitialized_memory(state.fill_uninitialized_memory)
         if current.precision != state.precision:
             _write_precision(c, state.precision)
+        if current.fallback_random != state.fallback_random:
+            _write_fallback_random(state.fallback_random)
 
     def dump_state(self, state: _Settings) -> Any:
         plain: dict[str, Any] = state._asdict()
@@ -206,10 +310,20 @@ class TorchFlags(ProcessWide):
         return plain
 
     def load_state(self, data: Any) -> _Settings:
+        if isinstance(data, dict) and "fallback_random" not in data:
+            # Saved before seedscope managed it: inductor's default, as then.
+            data = {**data, "fallback_random": None}
         fields = expect_fields(data, "state", _Settings._fields)
-        flags = {
-            name: read_bool(fields[name], f"state {name!r}") for name in _Settings._fields[:-1]
+        flags: dict[str, Any] = {
+            name: read_bool(fields[name], f"state {name!r}") for name in _Settings._fields[:5]
         }
+        fallback_random = fields["fallback_random"]
+        if fallback_random is not None and type(fallback_random) is not bool:
+            raise ValueError(
+                "state 'fallback_random' must be true, false or null (inductor's default), "
+                f"not {fallback_random!r}"
+            )
+        flags["fallback_random"] = fallback_random
         precision = fields["precision"]
         expected = len(_LEGACY_PRECISION) + len(_precision_nodes())
         if not isinstance(precision, list) or len(precision) != expected:

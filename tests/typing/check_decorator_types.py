@@ -14,7 +14,18 @@ from typing import Any
 
 from typing_extensions import assert_type
 
-from seedscope import ActiveScope, PrivateStream, Scope, deterministic, isolated, private_stream
+from seedscope import (
+    ActiveRelaxedScope,
+    ActiveScope,
+    NondeterministicOp,
+    PrivateStream,
+    RelaxedScope,
+    Scope,
+    deterministic,
+    isolated,
+    private_stream,
+    relaxed,
+)
 
 
 def sync(x: int, /) -> float:
@@ -144,6 +155,25 @@ assert_type(isolated(generators=[])(sync), Sync)
 
 with private_stream(7) as stream_entry:
     assert_type(stream_entry, ActiveScope)
+
+
+# -- relaxed() -------------------------------------------------------------------------
+
+assert_type(relaxed(sync), Sync)
+assert_type(relaxed()(sync), Sync)
+assert_type(relaxed(warn_only=True)(generator), Gen)
+assert_type(relaxed(warn_only=True)(coroutine), Async)
+assert_type(relaxed(Case), type[Case])
+assert_type(relaxed(), RelaxedScope)
+
+with relaxed(warn_only=True) as relaxed_entry:
+    assert_type(relaxed_entry, ActiveRelaxedScope)
+    assert_type(relaxed_entry.nondeterministic_ops, tuple[NondeterministicOp, ...])
+
+
+async def async_relaxed() -> None:
+    async with relaxed() as entry:
+        assert_type(entry, ActiveRelaxedScope)
 
 
 # -- what is refused (strict mode flags an unused ignore, so each line must error) ------
