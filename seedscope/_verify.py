@@ -37,6 +37,9 @@ from typing import Any, TextIO, TypeVar, cast
 
 from ._compare import MISSING, Mismatch, _index, _key, _unravel, find_mismatch, format_value
 from ._seed import SEED_ENV_VAR
+from ._trace import _hook
+from ._trace._compare import compare_traces
+from ._trace._format import TraceError, summary
 
 __all__ = ["verify"]
 
@@ -768,10 +771,15 @@ def verify(
     runs: int,
     seed: int,
     compare: Sequence[str],
+    locate: bool = False,
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
-    """Run ``command`` ``runs`` times and report whether stdout and files agree; the exit code."""
+    """Run ``command`` ``runs`` times and report whether stdout and files agree; the exit code.
+
+    With ``locate``, each run records a trace of its torch ops, and the report names
+    the first op where the traces part.
+    """
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
     shown = shlex.join(command)
@@ -784,6 +792,7 @@ def verify(
     err.write(
         f"seedscope verify: {runs} runs of `{shown}` with {SEED_ENV_VAR}={seed}"
         + (f", comparing stdout and {', '.join(compare)}" if compare else "")
+        + (", tracing torch operations" if locate else "")
         + "\n"
     )
     progress = _Progress(err, runs)
@@ -791,8 +800,10 @@ def verify(
     previous_handler = _forward_sigterm()
     try:
         with tempfile.TemporaryDirectory(prefix="seedscope-verify-") as scratch:
+            traces = _tracing(environ, scratch, runs, locate=locate)
             copies: list[list[str]] = [[] for _ in compare]
             for run in range(1, runs + 1):
+                environ[_hook.FILE] = traces[run - 1]
                 before = [_stat(path) for path in compare]
                 stdout, stderr, code, _ = _execute(command, environ, progress, run)
                 if code != 0:
@@ -811,6 +822,11 @@ def verify(
                     _collect(path, before[index], run, copy_to)
                     copies[index].append(copy_to)
             report = _report(stdouts, compare, copies)
+            seeds = _seeds(traces)
+            traced_ops: int | None = 0
+            if locate:
+                trace_text, traced_ops = _trace_report(traces)
+                report.append((_TRACE, trace_text))
     except _Usage as exc:
         err.write(f"seedscope verify: error: {exc}\n")
         return USAGE
@@ -826,22 +842,29 @@ def verify(
     finally:
         _restore_sigterm(previous_handler)
 
+    seeding = _seeding(seed, seeds)
     differences = [(label, text) for label, text in report if text is not None]
     if not differences:
-        out.write(
-            f"seedscope verify: reproducible: {runs} runs of `{shown}` agree "
-            f"({SEED_ENV_VAR}={seed})\n"
-        )
+        out.write(f"seedscope verify: reproducible: {runs} runs of `{shown}` agree ({seeding})\n")
         for label, _ in report:
-            out.write(f"  {label}: identical\n")
+            out.write(f"  {label}: {_identical(label, traced_ops)}\n")
         return AGREE
-    out.write(
-        f"seedscope verify: NOT reproducible: the runs of `{shown}` differ "
-        f"({SEED_ENV_VAR}={seed})\n"
-    )
+    out.write(f"seedscope verify: NOT reproducible: the runs of `{shown}` differ ({seeding})\n")
     for label, text in report:
-        out.write(f"  {label}: {'identical' if text is None else text}\n")
-    if "PYTHONHASHSEED" not in os.environ:
+        out.write(f"  {label}: {_identical(label, traced_ops) if text is None else text}\n")
+    if seeds == ():
+        out.write(
+            "note: the command never entered a seedscope scope, so seedscope seeded nothing: "
+            "run the program with `seedscope run`, which runs all of it inside "
+            "deterministic(seed) with the hash seed fixed, as in "
+            f"`seedscope verify{' --locate' if locate else ''} -- seedscope run "
+            f"{_script_hint(command)}`\n"
+        )
+    elif (
+        "PYTHONHASHSEED" not in os.environ
+        and not _runs_seedscope_run(command)
+        and any(label != _TRACE for label, _ in differences)
+    ):
         out.write(
             "hint: PYTHONHASHSEED is not set, so each run had its own hash seed: if the "
             "output depends on the order of a set of strings, fix it by running the "
@@ -849,6 +872,91 @@ def verify(
             f"`seedscope verify -- seedscope run {_script_hint(command)}`\n"
         )
     return DIFFER
+
+
+# -- traces ------------------------------------------------------------------------------
+
+_TRACE = "trace"
+
+
+def _tracing(environ: dict[str, str], scratch: str, runs: int, *, locate: bool) -> list[str]:
+    """Set up each run's interpreter to trace itself; the trace path of each run.
+
+    A ``sitecustomize`` first on ``PYTHONPATH`` hooks the interpreter that this
+    process starts (and what it execs into): see :mod:`seedscope._trace._hook`.
+    Without ``locate`` it notes only the seeds of the scopes the program enters.
+    """
+    hook_dir = os.path.join(scratch, "hook")
+    os.mkdir(hook_dir)
+    with open(os.path.join(hook_dir, "sitecustomize.py"), "w", encoding="utf-8") as file:
+        file.write(_hook.SITECUSTOMIZE)
+    existing = environ.get("PYTHONPATH")
+    environ["PYTHONPATH"] = hook_dir + (os.pathsep + existing if existing else "")
+    environ[_hook.PARENT] = str(os.getpid())
+    environ[_hook.HOOK] = os.path.abspath(_hook.__file__)
+    environ[_hook.PATH] = os.path.dirname(os.path.dirname(os.path.dirname(_hook.__file__)))
+    environ[_hook.OPS] = "1" if locate else "0"
+    return [os.path.join(scratch, f"run{run}.trace") for run in range(1, runs + 1)]
+
+
+def _seeds(traces: list[str]) -> tuple[int, ...] | None:
+    """The seeds run 1 entered scopes with, () for none; None when that is not known."""
+    path = traces[0]
+    try:
+        if os.path.getsize(path) == 0:
+            return ()  # hooked, and nothing recorded
+    except OSError:
+        return None  # not hooked: not Python, or Python ignoring the environment
+    try:
+        return summary(path).seeds
+    except TraceError:
+        return None
+
+
+def _seeding(seed: int, seeds: tuple[int, ...] | None) -> str:
+    """The summary's note on seeds: those the program's scopes used, when known."""
+    if not seeds:
+        note = f"{SEED_ENV_VAR}={seed}"
+        return note if seeds is None else note + ", no seedscope scope entered"
+    used = sorted({s for s in seeds if s >= 0})
+    if not used:
+        return f"{SEED_ENV_VAR}={seed}, only isolated() scopes entered"
+    if len(used) == 1:
+        return f"seed {used[0]}"
+    return "seeds " + ", ".join(map(str, used))
+
+
+def _identical(label: str, traced_ops: int | None) -> str:
+    if label != _TRACE:
+        return "identical"
+    if traced_ops is None:
+        return "identical (no torch operations: torch was not imported)"
+    return f"identical ({traced_ops} torch operations)"
+
+
+def _trace_report(traces: list[str]) -> tuple[str | None, int | None]:
+    """The report's trace line (None when every run's trace agrees with run 1's) and
+    how many ops run 1 traced."""
+    present = [os.path.exists(path) for path in traces]
+    if not any(present):
+        return (
+            "not traced: the command did not start a Python interpreter that seedscope could "
+            "hook (one that reads PYTHONPATH: not -E or -I)"
+        ), 0
+    if not all(present):
+        missing = [str(run) for run, there in enumerate(present, start=1) if not there]
+        return f"not traced in run {', '.join(missing)}", 0
+    if all(os.path.getsize(path) == 0 for path in traces):
+        return None, None  # no run imported torch
+    try:
+        for run in range(2, len(traces) + 1):
+            found = compare_traces(traces[0], traces[run - 1], runs=(1, run))
+            if found is not None:
+                body = "\n".join("    " + line for line in found.lines())
+                return f"first divergence between runs 1 and {run}:\n{body}", 0
+        return None, summary(traces[0]).ops
+    except TraceError as exc:
+        return f"cannot compare: {exc}", 0
 
 
 def _echo(out: TextIO, data: bytes) -> None:
@@ -861,6 +969,14 @@ def _echo(out: TextIO, data: bytes) -> None:
         out.write(data.decode("utf-8", "replace"))
     if data and not data.endswith(b"\n"):
         out.write("\n")
+
+
+def _runs_seedscope_run(command: Sequence[str]) -> bool:
+    """Whether ``command`` is ``seedscope run ...`` (or ``python -m seedscope run ...``)."""
+    words = [os.path.basename(command[0]), *command[1:3]]
+    return words[:2] == ["seedscope", "run"] or (
+        words[0].startswith("python") and list(command[1:4]) == ["-m", "seedscope", "run"]
+    )
 
 
 def _script_hint(command: Sequence[str]) -> str:

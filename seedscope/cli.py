@@ -151,14 +151,17 @@ def _run(args: list[str]) -> int:
 def _verify_parser() -> _Parser:
     parser = _Parser(
         prog="seedscope verify",
-        usage="seedscope verify [-h] [--runs N] [--seed N] [--compare PATH ...] "
+        usage="seedscope verify [-h] [--runs N] [--seed N] [--compare PATH ...] [--locate] "
         "-- COMMAND [args ...]",
         description="Run COMMAND several times with the same seed settings "
         f"({SEED_ENV_VAR}=N in its environment) and compare what each run wrote to "
         "standard output and to each --compare file. Tensor files (torch.save "
         "outputs, .npy, .npz) are compared tensor by tensor. PYTHONHASHSEED is passed "
         "on as it is: when it is unset, each run has its own hash seed, as separate "
-        "runs of `python script.py` do, and `seedscope run` is what fixes it.",
+        "runs of `python script.py` do, and `seedscope run` is what fixes it. With "
+        "--locate, each run also records a trace of its torch operations, and when the "
+        "runs differ the report names the first operation where they part, its module, "
+        "its source line and why.",
         epilog="Exit code: 0 when every run agrees, 1 when they differ, 2 on a usage "
         "error (including a command that cannot be started), 3 when a run fails or a "
         "--compare file is missing or unreadable after a run.",
@@ -179,6 +182,12 @@ def _verify_parser() -> _Parser:
         default=[],
         metavar="PATH",
         help="a file each run writes, to compare between runs (repeatable)",
+    )
+    parser.add_argument(
+        "--locate",
+        action="store_true",
+        help="trace every torch operation of each run (exact digests of inputs and "
+        "outputs) and report the first one where the runs part, and why",
     )
     return parser
 
@@ -205,7 +214,9 @@ def _verify(args: list[str]) -> int:
     from ._verify import verify
 
     try:
-        return verify(command, runs=parsed.runs, seed=seed, compare=parsed.compare)
+        return verify(
+            command, runs=parsed.runs, seed=seed, compare=parsed.compare, locate=parsed.locate
+        )
     except BrokenPipeError:
         _silence_stdout()
         return 1

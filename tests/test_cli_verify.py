@@ -339,3 +339,71 @@ def test_comparing_large_files_keeps_memory_flat(tmp_path: Path) -> None:
     growth, report = compare_in_fresh_process(first, second)
     assert report == "line 1500001 differs:\n    run 1: the end\n    run 2: the END"
     assert growth < 64, f"peak memory grew by {growth:.0f} MiB comparing two texts of 37 MB"
+
+
+# -- the seed the runs used, and the hook that notes it --------------------------------------
+
+SCOPED = """
+    from seedscope import deterministic, isolated
+
+    with isolated():
+        pass
+    with deterministic() as scope:
+        print(scope.seed)
+"""
+
+
+def test_the_summary_shows_the_seed_the_program_used(tmp_path: Path) -> None:
+    write(tmp_path / "scoped.py", SCOPED)
+    result = seedscope(
+        "verify", "--", PY, "-m", "seedscope", "run", "--seed", "1", "scoped.py", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith("1\n")
+    assert "agree (seed 1)\n" in result.stdout  # not SEEDSCOPE_SEED=0
+    assert "with SEEDSCOPE_SEED=0" in result.stderr  # what each run was given
+    plain = seedscope("verify", "--seed", "5", "--", PY, "scoped.py", cwd=tmp_path)
+    assert "agree (seed 5)\n" in plain.stdout
+
+
+def test_a_program_that_enters_no_scope_is_told_about_seedscope_run(tmp_path: Path) -> None:
+    write(tmp_path / "counted.py", COUNTED)
+    result = seedscope(
+        "verify", "--", PY, "counted.py", cwd=tmp_path, env=environment(DIFFER_IN_RUN="2")
+    )
+    assert result.returncode == 1
+    assert "differ (SEEDSCOPE_SEED=0, no seedscope scope entered)\n" in result.stdout
+    assert (
+        "note: the command never entered a seedscope scope, so seedscope seeded nothing: run "
+        "the program with `seedscope run`"
+    ) in result.stdout
+    assert "`seedscope verify -- seedscope run counted.py`" in result.stdout
+    agreeing = seedscope("verify", "--", PY, "counted.py", cwd=tmp_path)
+    assert "agree (SEEDSCOPE_SEED=0, no seedscope scope entered)\n" in agreeing.stdout
+
+
+def test_a_command_that_is_not_a_hooked_python_keeps_the_plain_summary(tmp_path: Path) -> None:
+    write(tmp_path / "scoped.py", SCOPED)
+    result = seedscope("verify", "--", PY, "-I", "scoped.py", cwd=tmp_path)  # ignores PYTHONPATH
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "agree (SEEDSCOPE_SEED=0)\n" in result.stdout
+
+
+def test_the_hook_leaves_sys_path_alone_and_runs_an_existing_sitecustomize(
+    tmp_path: Path,
+) -> None:
+    write(tmp_path / "custom" / "sitecustomize.py", "import builtins\nbuiltins.CUSTOMIZED = 1\n")
+    write(
+        tmp_path / "show.py",
+        """
+        import sys
+        print(CUSTOMIZED, [p for p in sys.path if "seedscope-verify-" in p])
+        hooked = [f for f in sys.meta_path if type(f).__module__ == "_seedscope_trace_hook"]
+        print(len(hooked), "seedscope" in sys.modules)
+        """,
+    )
+    env = environment(PYTHONPATH=str(tmp_path / "custom"))
+    result = seedscope("verify", "--", PY, "show.py", cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    # The hook is loaded, but nothing of seedscope is imported into the program.
+    assert result.stdout.startswith("1 []\n1 False\n")
