@@ -85,6 +85,17 @@ def _accelerators(torch: Any) -> list[dict[str, Any]]:
     return found
 
 
+_CUDA_TYPES = ("cuda", "rocm")
+# Settings that change only what CUDA and ROCm devices compute. The others
+# (deterministic algorithms, uninitialized memory, the matmul precision, and
+# oneDNN's "mkldnn" precisions, which CPUs use) apply everywhere.
+_CUDA_ONLY_PREFIXES = ("cudnn.", "cuda.", "fp32_precision.cuda.")
+
+
+def _cuda_devices(report: Report) -> list[dict[str, Any]]:
+    return [device for device in report["accelerators"] if device["type"] in _CUDA_TYPES]
+
+
 def _settings(torch: Any) -> dict[str, Any]:
     importlib.import_module("torch.utils.deterministic")  # fill_uninitialized_memory
 
@@ -146,7 +157,7 @@ def _problems(report: Report) -> list[dict[str, str]]:
         return problems
     settings = report["settings"]
     accelerators = report["accelerators"]
-    cuda_devices = [a for a in accelerators if a["type"] in ("cuda", "rocm")]
+    cuda_devices = _cuda_devices(report)
     if cuda_devices and torch.get("cudnn"):
         if settings["cudnn.benchmark"]:
             add(
@@ -317,8 +328,19 @@ def render_text(report: Report) -> str:
     if report["settings"]:
         lines.append("")
         lines.append("torch settings (this process's defaults)")
+        show_cuda = bool(_cuda_devices(report))
+        folded = 0
         for name, value in report["settings"].items():
-            row(name, value)
+            if show_cuda or not name.startswith(_CUDA_ONLY_PREFIXES):
+                row(name, value)
+            else:
+                folded += 1
+        if folded:
+            # Rows about GPUs this machine does not have would only bury the others.
+            row(
+                f"cuDNN and CUDA settings ({folded})",
+                "not shown: torch sees no CUDA or ROCm GPU (--json lists them)",
+            )
     lines.append("")
     problems = report["problems"]
     if not problems:

@@ -149,7 +149,83 @@ def test_text_report(tmp_path: Path, report: dict[str, Any]) -> None:
     for number, problem in enumerate(report["problems"], start=1):
         assert f"  {number}. {problem['problem']}\n     fix: {problem['fix']}" in text
     if HAS_TORCH:
-        assert "cudnn.deterministic" in text
+        assert "deterministic_algorithms" in text
+
+
+# torch 2.13's settings as the doctor reports them: the rendering is tested on
+# this input, with and without a GPU in the report, wherever the tests run.
+SETTINGS = {
+    "cudnn.deterministic": False,
+    "cudnn.benchmark": False,
+    "deterministic_algorithms": False,
+    "deterministic_algorithms_warn_only": False,
+    "fill_uninitialized_memory": True,
+    "cuda.matmul.allow_tf32": False,
+    "cudnn.allow_tf32": True,
+    "float32_matmul_precision": "highest",
+    "fp32_precision.generic.all": "none",
+    "fp32_precision.cuda.all": "none",
+    "fp32_precision.cuda.matmul": "none",
+    "fp32_precision.cuda.conv": "tf32",
+    "fp32_precision.cuda.rnn": "tf32",
+    "fp32_precision.mkldnn.all": "none",
+    "fp32_precision.mkldnn.matmul": "none",
+    "fp32_precision.mkldnn.conv": "none",
+    "fp32_precision.mkldnn.rnn": "none",
+}
+CUDA_ONLY = [
+    name for name in SETTINGS if name.startswith(("cudnn.", "cuda.", "fp32_precision.cuda."))
+]
+EVERYWHERE = [name for name in SETTINGS if name not in CUDA_ONLY]
+FOLDED = "cuDNN and CUDA settings"
+
+
+def settings_rows(text: str) -> list[str]:
+    """The names in the text report's torch settings section, in order."""
+    section = text.split("torch settings (this process's defaults)\n", 1)[1].split("\n\n", 1)[0]
+    return [line[2:38].rstrip() for line in section.splitlines()]
+
+
+def with_devices(report: dict[str, Any], *types: str) -> dict[str, Any]:
+    devices = [
+        {"type": kind, "index": 0, "name": f"a {kind} device", "capability": None} for kind in types
+    ]
+    return {**report, "accelerators": devices, "settings": dict(SETTINGS)}
+
+
+def test_without_a_cuda_gpu_the_cuda_only_settings_fold_into_one_line(
+    report: dict[str, Any],
+) -> None:
+    from seedscope._doctor import render_text
+
+    for types in ((), ("mps",), ("xpu",)):
+        rows = settings_rows(render_text(with_devices(report, *types)))
+        assert rows == [*EVERYWHERE, f"{FOLDED} ({len(CUDA_ONLY)})"], types
+    text = render_text(with_devices(report))
+    assert "not shown: torch sees no CUDA or ROCm GPU (--json lists them)" in text
+
+
+def test_with_a_cuda_or_rocm_gpu_every_setting_has_its_row(report: dict[str, Any]) -> None:
+    from seedscope._doctor import render_text
+
+    for types in (("cuda",), ("rocm",), ("mps", "cuda")):
+        assert settings_rows(render_text(with_devices(report, *types))) == list(SETTINGS)
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="torch's settings are reported only with torch")
+def test_this_machine_shows_cuda_settings_only_with_a_cuda_gpu(
+    tmp_path: Path, report: dict[str, Any]
+) -> None:
+    text = seedscope("doctor", cwd=tmp_path).stdout
+    rows = settings_rows(text)
+    cuda_only = [name for name in report["settings"] if name.startswith(("cudnn.", "cuda."))]
+    assert cuda_only  # the JSON report lists them all, GPU or not
+    if any(device["type"] in ("cuda", "rocm") for device in report["accelerators"]):
+        assert rows == list(report["settings"])
+    else:
+        assert not set(cuda_only) & set(rows)
+        assert "deterministic_algorithms" in rows
+        assert rows[-1].startswith(FOLDED)
 
 
 def test_bad_options_and_a_closed_pipe(tmp_path: Path) -> None:
