@@ -166,7 +166,8 @@ class GeneratorSource(Source):
         _check_layout(state, bit_generator.state, "state 'state'")
         _check_values(name, state, "state 'state'")
         try:
-            type(bit_generator)().state = state  # numpy checks it on a throwaway generator
+            # numpy checks it on a throwaway generator, seeded so as to take no entropy.
+            type(bit_generator)(0).state = state
         except (TypeError, ValueError, KeyError, OverflowError) as exc:
             raise ValueError(f"'state' is not a valid {name} state: {exc!r}") from None
         return state

@@ -238,6 +238,7 @@ def private_stream(
     sources: Iterable[str | Source] | None = None,
     generators: Iterable[Any] | None = None,
     per_rank: bool = False,
+    os_entropy: bool = False,
 ) -> PrivateStream: ...
 def private_stream(
     seed: Any = None,
@@ -247,6 +248,7 @@ def private_stream(
     sources: Iterable[str | Source] | None = None,
     generators: Iterable[Any] | None = None,
     per_rank: bool = False,
+    os_entropy: bool = False,
 ) -> Any:
     """A stream seeded like ``deterministic(seed)`` that continues where it stopped at each entry.
 
@@ -274,6 +276,7 @@ def private_stream(
         "sources": sources,
         "generators": generators,
         "per_rank": per_rank,
+        "os_entropy": os_entropy,
     }
     if is_decorator_target(seed):
         return PrivateStream(deterministic(**options))(seed)

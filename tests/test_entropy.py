@@ -522,6 +522,23 @@ def test_loading_a_snapshot_in_an_entry_takes_no_entropy() -> None:
     assert draw == seeded_draw(entropy(12, 0))
 
 
+def test_loading_owned_generators_in_an_entry_takes_no_entropy() -> None:
+    owned = np.random.default_rng(3)
+    state = capture(generators=[owned]).state_dict()
+    with deterministic(12):
+        Snapshot.from_state_dict(state, generators=[owned])
+        draw = first_draw()
+    assert draw == seeded_draw(entropy(12, 0))
+
+
+def test_a_private_stream_takes_the_os_entropy_option() -> None:
+    stream = private_stream(42, os_entropy=True)
+    assert stream.scope.os_entropy
+    with stream:
+        draw = first_draw()
+    assert draw not in {seeded_draw(entropy(42, n)) for n in range(3)}
+
+
 # -- seedscope run ---------------------------------------------------------------------
 
 
