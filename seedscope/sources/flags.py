@@ -181,7 +181,7 @@ def _plain_entry(config: Any) -> tuple[Any, object] | None:
     restore would pay once torch.compile has loaded inductor.
     """
     unset = getattr(sys.modules.get("torch.utils._config_module"), "_UNSET_SENTINEL", None)
-    entry = getattr(config, "_config", {}).get("fallback_random")
+    entry: Any = getattr(config, "_config", {}).get("fallback_random")
     try:
         plain = (
             unset is not None
