@@ -219,16 +219,20 @@ def _untested_code_blocks(pages: list[Path]) -> list[str]:
 
 @nox.session(python=MAIN_INTERPRETER)
 def bench(session: nox.Session) -> None:
-    """Every benchmark: scopes, training-run helpers, the pytest plugin and verify's compare.
+    """Every benchmark: scopes, training-run helpers, the pytest plugin, verify's compare and
+    the cost of tracing (``verify --locate``).
 
-    lightning-fabric and pytest-randomly are benchmark-only dependencies.
+    lightning-fabric, pytest-randomly and opt_einsum (whose tests are the real suite the
+    plugin is timed on) are benchmark-only dependencies.
     Arguments (``-- --quick``) go to the scope benchmark.
     """
     session.install(*CONSTRAINTS, WITH_EXTRAS, "-r", "requirements/bench.txt")
     session.run("python", "benchmarks/bench_scope.py", *session.posargs)
     session.run("python", "benchmarks/bench_training.py")
     session.run("python", "benchmarks/bench_pytest_plugin.py")
+    session.run("python", "benchmarks/bench_pytest_real_suite.py")
     session.run("python", "benchmarks/bench_verify.py")
+    session.run("python", "benchmarks/bench_trace.py")
 
 
 DEMO = ("seedscope", "verify", "--", "python", "examples/reproducible_training.py")

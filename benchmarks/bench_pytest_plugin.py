@@ -12,7 +12,8 @@ with half the interquartile range of those differences as the noise.
     python benchmarks/bench_pytest_plugin.py [--tests 1000] [--rounds 10] [--clock cpu|wall]
 
 Targets: installed but unused adds under 20 us per test; every test in a scope
-adds under 0.3 ms per test.
+adds at most 150 us per test. ``bench_pytest_real_suite.py`` measures the same
+on a real third-party suite.
 """
 
 from __future__ import annotations
@@ -28,7 +29,10 @@ import tempfile
 import textwrap
 from pathlib import Path
 
-TARGETS_US = {"installed, unused": 20.0, "every test in a scope": 300.0}
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _machine import machine_line
+
+TARGETS_US = {"installed, unused": 20.0, "every test in a scope": 150.0}
 
 CONFTEST = textwrap.dedent(
     """
@@ -154,11 +158,14 @@ def main() -> None:
                 if collected != options.tests:
                     raise SystemExit(f"{name}: collected {collected} tests, not {options.tests}")
                 times[name].append(seconds)
+    import numpy  # noqa: F401  (for the machine line: the versions the suite ran with)
+    import torch  # noqa: F401
+
+    print(machine_line())
     print(
         f"{options.tests} trivial tests, numpy and torch imported; {options.rounds} rounds, "
-        f"collection + test loop, {options.clock} clock, "
-        f"gc.freeze() {'on' if options.gc_freeze == '1' else 'off'}; "
-        f"Python {sys.version.split()[0]}"
+        f"interleaved, collection + test loop, {options.clock} clock, "
+        f"gc.freeze() {'on' if options.gc_freeze == '1' else 'off'}"
     )
     print()
     header = f"| {'configuration':<34} | median (ms) | added per test (us) | target |"
@@ -176,8 +183,10 @@ def main() -> None:
         target = TARGETS_US.get(name)
         verdict = ""
         if target is not None:
-            verdict = f"< {target:g}" + (" ok" if added < target else " MISSED")
-            if added >= target:
+            strict = name == "installed, unused"  # under 20; at most 150
+            met = added < target if strict else added <= target
+            verdict = f"{'<' if strict else '<='} {target:g}" + (" ok" if met else " MISSED")
+            if not met:
                 failed.append(name)
         shown = "" if name == "plain pytest" else f"{added:.1f} ± {noise:.1f}"
         median = statistics.median(samples) * 1e3

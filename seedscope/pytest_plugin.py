@@ -1,9 +1,14 @@
-"""The seedscope pytest plugin: scoped tests, per-test seeds, leak detection.
+"""The seedscope pytest plugin: scoped tests, per-test seeds, seeded collection, leak detection.
 
 Registered through the ``pytest11`` entry point as ``seedscope``. Importing
 it imports pytest and seedscope's light core only, never numpy or torch: the
 checks read those libraries through ``sys.modules`` when a test has already
 imported them. See ``docs/testing.md`` for the user's guide.
+
+Installed and unused, it says nothing: the report header gets a line only
+when an option or ini setting turns something on, and the summary one only
+when a leak was reported. Suites that check their own output (plugin test
+suites do) see no difference.
 
 How a test runs under a scope
     The scope is entered just before the test's first *function-scoped*
@@ -19,6 +24,12 @@ Per-test seeds
     or ``$SEEDSCOPE_SEED``, or 0), the node id is the one pytest prints. Only
     those two go in, so the seed does not depend on order, selection or
     pytest-xdist's distribution.
+
+Collection
+    With N given, each test module and class is collected (the module
+    imported, its parametrizations built) in a scope of the random sources
+    seeded with ``derive_seed(N, its node id)``: what it draws at import
+    depends on N and the module alone, whichever other modules are collected.
 """
 
 from __future__ import annotations
@@ -28,7 +39,8 @@ import os
 import pickle
 import shlex
 import sys
-from collections.abc import Generator
+import warnings
+from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pytest
@@ -37,7 +49,8 @@ from ._derive import derive_seed
 from ._errors import SeedscopeWarning
 from ._scope import ActiveScope, Scope, current_scope, deterministic
 from ._seed import SEED_TEXT, parse_seed, seed_from_environment, validate_seed
-from .sources import EnvironmentVariables, TorchFlags
+from .sources import EnvironmentVariables, Source, TorchFlags, default_sources
+from .sources.environ import MANAGED, decode, raw_reader
 
 if TYPE_CHECKING:
     from _pytest.fixtures import FixtureDef, SubRequest
@@ -48,9 +61,11 @@ SEED_OPTION = "--seedscope-seed"
 LEAKS_OPTION = "--seedscope-leaks"
 MARKER = "deterministic"
 LEAK_MODES = ("off", "warn", "error", "rng")
+DEFAULT_LEAKS = "warn"
 CACHE_KEY = "seedscope/seed"
 _SEED_VALUES = f"{SEED_TEXT}, 'random' or 'last'"
 _WORKER_KEY = "seedscope_seed"
+_RESTORED = "(seedscope restored them)"  # ends every message about restored settings
 
 
 class LeakWarning(SeedscopeWarning):
@@ -68,7 +83,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         metavar="N|random|last",
         help="Run every test in a seedscope scope, each with a seed derived from N and its "
-        "node id. 'random' picks N (and prints it), 'last' reuses the previous run's N. "
+        "node id, and collect each test module in a scope seeded from N and its node id. "
+        "'random' picks N (and prints it), 'last' reuses the previous run's N. "
         "An explicit seed on a @pytest.mark.deterministic marker wins. "
         "Ini option: seedscope_seed.",
     )
@@ -77,13 +93,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest="seedscope_leaks",
         default=None,
         metavar="off|warn|error|rng",
-        help="Report tests (outside scopes) that leave torch determinism settings, "
-        "PYTHONHASHSEED or CUBLAS_WORKSPACE_CONFIG changed, and restore them: as warnings "
-        "(warn, the default) or as errors (error). 'rng' also warns about tests that leave "
-        "the global random, numpy or torch generator state changed. Ini option: seedscope_leaks.",
+        help="Report tests that leave torch determinism settings or seed and determinism "
+        "environment variables (PYTHONHASHSEED, PL_GLOBAL_SEED, TF_DETERMINISTIC_OPS, ...) "
+        "changed, and restore them: as warnings (warn, the default) or as errors (error). "
+        "'rng' also warns about tests, and test modules at collection, that leave the global "
+        "random, numpy or torch generator state changed. Ini option: seedscope_leaks.",
     )
     parser.addini("seedscope_seed", help=f"Default for {SEED_OPTION}.", default="")
-    parser.addini("seedscope_leaks", help=f"Default for {LEAKS_OPTION}.", default="warn")
+    parser.addini(
+        "seedscope_leaks", help=f"Default for {LEAKS_OPTION} ({DEFAULT_LEAKS}).", default=""
+    )
 
 
 class _Root(NamedTuple):
@@ -116,16 +135,19 @@ def _parse_seed_option(raw: str, what: str, config: pytest.Config) -> _Root:
     return _Root(seed, "given")
 
 
-def _parse_leaks(config: pytest.Config) -> str:
+def _parse_leaks(config: pytest.Config) -> tuple[str, bool]:
+    """The leak mode, and whether an option or ini setting chose it."""
     raw: str | None = config.getoption("seedscope_leaks")
     what = LEAKS_OPTION
     if raw is None:
         raw = str(config.getini("seedscope_leaks"))
         what = "ini option seedscope_leaks"
+        if not raw:
+            return DEFAULT_LEAKS, False
     mode = raw.strip()
     if mode not in LEAK_MODES:
         raise pytest.UsageError(f"{what} must be one of {', '.join(LEAK_MODES)}, got {raw!r}")
-    return mode
+    return mode, True
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -135,7 +157,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "fixtures, call and teardown in one seedscope scope; without a seed, the seed is "
         f"derived from {SEED_OPTION} and the test's node id",
     )
-    leaks = _parse_leaks(config)
+    leaks, leaks_chosen = _parse_leaks(config)
     root: _Root | None = None
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
     if workerinput is not None and _WORKER_KEY in workerinput:
@@ -154,7 +176,10 @@ def pytest_configure(config: pytest.Config) -> None:
             cache = getattr(config, "cache", None)
             if cache is not None and workerinput is None:
                 cache.set(CACHE_KEY, root.seed)
-    config.pluginmanager.register(_Session(config, root, leaks), "seedscope-session")
+    session = _Session(config, root, leaks, announce=root is not None or leaks_chosen)
+    config.pluginmanager.register(session, "seedscope-session")
+    if root is not None or leaks == "rng":
+        config.pluginmanager.register(_Collection(session), "seedscope-collection")
 
 
 # -- per-test plans ---------------------------------------------------------------
@@ -171,20 +196,18 @@ class _Plan(NamedTuple):
 class _Run:
     """One run of one test in a scope: what begin() set up and end_scope() undoes."""
 
-    __slots__ = ("active", "hypothesis", "plan", "randomly")
+    __slots__ = ("active", "environ", "hypothesis", "plan", "randomly")
 
-    def __init__(self, plan: _Plan, active: ActiveScope) -> None:
+    def __init__(self, plan: _Plan, active: ActiveScope, environ: tuple[Any, ...] | None) -> None:
         self.plan = plan
         self.active = active
+        # Other tools' variables before the test, which the scope leaves alone.
+        self.environ = environ
         self.randomly = False
         self.hypothesis: tuple[Any, Any, Any] | None = None
 
 
 _PLAN = pytest.StashKey[_Plan]()
-# Set by begin(), removed at the test's end: the run of a test in a scope, or
-# the leak baseline of a test outside one.
-_BEGUN = pytest.StashKey["_Run | _Snapshot"]()
-_SCOPED_RUN = pytest.StashKey[_Plan]()  # from begin() to the teardown report
 
 
 def _marker_arguments(seed: object = None, strict: bool = False, warn_only: bool = False) -> Any:
@@ -215,24 +238,54 @@ def _cwd_relative(config: pytest.Config, nodeid: str) -> str:
 class _Session:
     """The plugin's state and hooks for one pytest session (registered per config)."""
 
-    def __init__(self, config: pytest.Config, root: _Root | None, leaks: str) -> None:
+    def __init__(
+        self, config: pytest.Config, root: _Root | None, leaks: str, *, announce: bool
+    ) -> None:
         self.config = config
         self.root = root
         self.leaks = leaks
+        self.announce = announce
         self._default_root: int | None = None
         self._runner: _Runner | None = None
+        # The plans of tests whose scope has begun, by node id, until their teardown report.
+        self.begun: dict[str, _Plan] = {}
+        self.leak_warnings = 0
 
-    # -- header, xdist --------------------------------------------------------------
+    # -- header, summary, xdist ------------------------------------------------------
 
-    def pytest_report_header(self, config: pytest.Config) -> str:
+    def header(self) -> str:
         if self.root is not None:
             seeds = (
                 f"{SEED_OPTION}={self.root.seed} ({self.root.how}): every test runs in a "
-                "scope seeded from it"
+                "scope seeded from it, and every test module is collected in one"
             )
         else:
             seeds = f"no {SEED_OPTION}: only tests marked {MARKER} run in scopes"
         return f"seedscope: {seeds}; leak checks: {self.leaks}"
+
+    def pytest_report_header(self, config: pytest.Config) -> str | None:
+        # Installed and unused, nothing: other suites check their header lines.
+        return self.header() if self.announce else None
+
+    def pytest_warning_recorded(self, warning_message: warnings.WarningMessage) -> None:
+        # Called once per warning, not per test; on pytest-xdist's controller too.
+        category = warning_message.category
+        if isinstance(category, type) and issubclass(category, LeakWarning):
+            self.leak_warnings += 1
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        # Leaks made errors (--seedscope-leaks=error) fail their test's teardown.
+        errors = sum(
+            _RESTORED in getattr(report, "longreprtext", "")
+            for report in terminalreporter.stats.get("error", [])
+        )
+        found = self.leak_warnings + errors
+        if found:
+            terminalreporter.write_line(self.header())
+            terminalreporter.write_line(
+                f"seedscope: {found} leak report(s) above: tests or test modules that left "
+                "settings, environment variables or random state changed"
+            )
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
@@ -301,8 +354,8 @@ class _Session:
         if scoped and not manager.has_plugin("seedscope-reports"):
             manager.register(_Reports(self), "seedscope-reports")
 
-    def rerun_line(self, item: pytest.Item, plan: _Plan) -> str:
-        command = ["pytest", _cwd_relative(self.config, item.nodeid), "-p", "seedscope"]
+    def rerun_line(self, nodeid: str, plan: _Plan) -> str:
+        command = ["pytest", _cwd_relative(self.config, nodeid), "-p", "seedscope"]
         if plan.derived_from is None:
             origin = f"from @pytest.mark.{MARKER}"
         else:
@@ -312,6 +365,90 @@ class _Session:
             f"this test ran in a scope with seed {plan.seed} ({origin})\n"
             f"seedscope: reproduce with: {shlex.join(command)}"
         )
+
+
+# -- collecting test modules -------------------------------------------------------------
+
+
+def _collection_sources() -> tuple[Source, ...]:
+    """The random sources: collection scopes leave settings a module makes at import alone."""
+    return tuple(
+        source
+        for source in default_sources()
+        if not isinstance(source, (TorchFlags, EnvironmentVariables))
+    )
+
+
+class _Collection:
+    """Collects each test module and class in a seeded scope (with N), or watches it (rng).
+
+    Registered only with N given or leak checks set to ``rng``.
+    """
+
+    def __init__(self, session: _Session) -> None:
+        self.session = session
+        self.rng = session.leaks == "rng"
+        self._sources: tuple[Source, ...] | None = None
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_make_collect_report(
+        self, collector: pytest.Collector
+    ) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
+        if not isinstance(collector, (pytest.Module, pytest.Class)):
+            return (yield)
+        root = self.session.root
+        scope: Scope | None = None
+        seed: int | None = None
+        if root is not None:
+            if self._sources is None:
+                self._sources = _collection_sources()
+            seed = derive_seed(root.seed, collector.nodeid)
+            scope = deterministic(seed, sources=self._sources)
+            scope.__enter__()
+        before = _rng_states(randomly=False) if self.rng else None
+        try:
+            report = yield
+        finally:
+            after = _rng_states(randomly=False) if before is not None else None
+            if scope is not None:
+                scope.__exit__(None, None, None)
+        if before is not None and after is not None:
+            changed = _rng_changes(before, after)
+            if changed:
+                _warn_collection(report, collector, changed, root, seed)
+        return report
+
+
+def _warn_collection(
+    report: pytest.CollectReport,
+    collector: pytest.Collector,
+    changed: list[str],
+    root: _Root | None,
+    seed: int | None,
+) -> None:
+    if root is None:
+        what = "changed"
+        why = (
+            "it seeded or drew while its module was imported or its tests were generated: "
+            "drawn values differ from run to run and seeding shifts the streams of everything "
+            f"collected and run after it; with {SEED_OPTION} each test module is collected "
+            "in a seeded scope"
+        )
+    else:
+        what = "drew from"
+        why = (
+            f"in its collection scope, seed {seed} derived from {SEED_OPTION}={root.seed} "
+            "and its node id, and put back afterwards: what it drew depends on N"
+        )
+    message = (
+        f"seedscope: {collector.nodeid} {what} global random state while being collected: "
+        f"{', '.join(changed)} ({why})"
+    )
+    try:
+        collector.warn(LeakWarning(message))
+    except LeakWarning as error:  # warnings made errors: a collection error, not a crash
+        report.outcome = "failed"
+        report.longrepr = str(error)
 
 
 # -- running tests ---------------------------------------------------------------------
@@ -324,38 +461,59 @@ class _Runner:
         config = session.config
         self.session = session
         self.leaks = session.leaks
+        self.rng = self.leaks == "rng"
         # Whether pytest-randomly reseeds random and numpy around every test phase.
         self.randomly = config.pluginmanager.has_plugin("randomly") and bool(
             getattr(config.option, "randomly_reset_seed", False)
         )
+        self.item: pytest.Item | None = None  # the test begun and not yet ended
+        self.run: _Run | None = None  # its run, when it runs in a scope
+        # What the last test outside a scope left, and its parent: the next
+        # test's baseline while nothing but pytest ran in between (see begin).
+        self.chain: _Snapshot | None = None
+        self.chain_parent: Any = None
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_fixture_setup(self, fixturedef: FixtureDef[Any], request: SubRequest) -> None:
         if fixturedef.scope == "function":
             item = request.node
-            if _BEGUN not in item.stash:
+            if item is not self.item:
                 self.begin(item)
+        else:
+            self.chain = None  # a wider fixture may change settings for its lifetime
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_call(self, item: pytest.Item) -> None:
-        if _BEGUN not in item.stash:
+        if item is not self.item:
             self.begin(item)
 
     # -- begin / end ------------------------------------------------------------------
 
     def begin(self, item: pytest.Item) -> None:
         """Start the test's scope or leak watch: before its first function-scoped fixture."""
-        plan = item.stash.get(_PLAN, None)
+        self.item = item
+        stash = item.stash
+        # Not stash.get(): it raises and catches KeyError for every test outside a scope.
+        plan = stash[_PLAN] if _PLAN in stash else None  # noqa: SIM401
         if plan is None:
-            if self.leaks != "off":
-                baseline = _snapshot(self.leaks == "rng", self.randomly)
-                item.stash[_BEGUN] = baseline
-                item.addfinalizer(functools.partial(self.end_leak_watch, item, baseline))
+            if self.leaks == "off":
+                return
+            # The last test's end read the settings; if this test has the same
+            # parent, pytest tore down and set up nothing between the two but
+            # function-scoped fixtures (a wider fixture clears the chain), so
+            # that read is this test's baseline: one read per test, not two.
+            baseline = self.chain
+            if baseline is None or item.parent is not self.chain_parent:
+                baseline = _snapshot(self.rng, self.randomly)
+            self.chain = None
+            item.addfinalizer(functools.partial(self.end_leak_watch, item, baseline))
             return
-        run = _Run(plan, plan.scope.__enter__())
-        item.stash[_BEGUN] = run
+        self.chain = None
+        environ = _read_tool_environ() if self.leaks != "off" else None
+        run = _Run(plan, plan.scope.__enter__(), environ)
+        self.run = run
+        self.session.begun[item.nodeid] = plan
         item.addfinalizer(functools.partial(self.end_scope, item, run))
-        item.stash[_SCOPED_RUN] = plan
         if self.randomly:
             # pytest-randomly reseeds random and numpy before each test phase:
             # inside the scope, that would replace the scope's streams.
@@ -365,7 +523,7 @@ class _Runner:
             run.hypothesis = _seed_hypothesis(item, plan.seed)
 
     def end_scope(self, item: pytest.Item, run: _Run) -> None:
-        del item.stash[_BEGUN]
+        self.item = self.run = None
         if run.randomly:
             item.config.option.randomly_reset_seed = True
         if run.hypothesis is not None:
@@ -377,27 +535,45 @@ class _Runner:
             left.append(repr(top.scope))
             top.scope.__exit__(None, None, None)
         run.plan.scope.__exit__(None, None, None)
+        messages: list[str] = []
         if left:
-            pytest.fail(
-                f"seedscope: {item.nodeid} left scope(s) {', '.join(left)} active at its end; "
-                "seedscope exited them",
-                pytrace=False,
+            messages.append(
+                f"{item.nodeid} left scope(s) {', '.join(left)} active at its end; "
+                "seedscope exited them"
             )
+        # The scope put back what it manages; other tools' variables are checked here.
+        changes = _environ_changes(_TOOL_VARIABLES, run.environ, _read_tool_environ)
+        if changes:
+            _restore_environ(changes)
+            messages.append(
+                f"{item.nodeid} left environment variables changed: "
+                f"{'; '.join(_describe(changes))} {_RESTORED}"
+            )
+        if left or (changes and self.leaks == "error"):
+            pytest.fail("seedscope: " + "\nseedscope: ".join(messages), pytrace=False)
+        if changes:
+            item.warn(LeakWarning("seedscope: " + messages[-1]))
 
     def end_leak_watch(self, item: pytest.Item, before: _Snapshot) -> None:
-        del item.stash[_BEGUN]
+        self.item = None
         after = _snapshot(before.rng is not None, self.randomly)
         if after.flags == before.flags and after.environ == before.environ and after.rng is None:
+            self.chain, self.chain_parent = after, item.parent
             return
-        settings = _settings_changes(before, after)
+        settings = _settings_changes(before.flags, after.flags)
+        environ = _environ_changes(_LEAK_VARIABLES, before.environ, after.environ)
+        rng = _rng_changes(before.rng, after.rng)
         messages = []
-        if settings:
-            _restore_settings(before, after)
+        if settings or environ:
+            if settings:
+                _FLAGS.restore(before.flags)
+            _restore_environ(environ)
             messages.append(
-                f"{item.nodeid} left determinism settings changed: {'; '.join(settings)} "
-                "(seedscope restored them)"
+                f"{item.nodeid} left determinism settings changed: "
+                f"{'; '.join([*settings, *_describe(environ)])} {_RESTORED}"
             )
-        rng = _rng_changes(before, after)
+        else:  # nothing put back: what the test left is the next one's baseline
+            self.chain, self.chain_parent = after, item.parent
         if rng:
             messages.append(
                 f"{item.nodeid} left global random state changed: {', '.join(rng)} "
@@ -407,7 +583,7 @@ class _Runner:
         if not messages:
             return
         message = "seedscope: " + "\nseedscope: ".join(messages)
-        if self.leaks == "error" and settings:
+        if self.leaks == "error" and (settings or environ):
             pytest.fail(message, pytrace=False)
         item.warn(LeakWarning(message))
 
@@ -418,23 +594,20 @@ class _Reports:
     def __init__(self, session: _Session) -> None:
         self.session = session
 
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_makereport(
-        self, item: pytest.Item, call: pytest.CallInfo[None]
-    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-        report = yield
-        plan = item.stash.get(_SCOPED_RUN, None)
-        if plan is not None:
-            if report.failed:
-                note = self.session.rerun_line(item, plan)
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        # Before the reporters (terminal, junitxml, xdist's) read the report.
+        if report.failed:
+            plan = self.session.begun.get(report.nodeid)
+            if plan is not None:
+                note = self.session.rerun_line(report.nodeid, plan)
                 longrepr: Any = report.longrepr
                 if hasattr(longrepr, "addsection"):
                     longrepr.addsection("seedscope", note)
                 else:
                     report.sections.append(("seedscope", note))
-            if call.when == "teardown":
-                del item.stash[_SCOPED_RUN]
-        return report
+        if report.when == "teardown":
+            self.session.begun.pop(report.nodeid, None)
 
 
 def _seed_hypothesis(item: pytest.Item, seed: int) -> tuple[Any, Any, Any] | None:
@@ -460,12 +633,34 @@ def _seed_hypothesis(item: pytest.Item, seed: int) -> tuple[Any, Any, Any] | Non
 
 # -- leak detection --------------------------------------------------------------------
 #
-# Runs twice per test by default, with the same sources a scope uses
-# (TorchFlags, EnvironmentVariables): a couple of microseconds together, and
-# a leak is put back by the same restore a scope uses.
+# Reads the settings a scope manages (TorchFlags) and the environment
+# variables below, once per test: a test's baseline is what the test before
+# it left (see _Runner.begin). A leak is put back by the same restore a
+# scope uses.
 
 _FLAGS = TorchFlags()
-_ENVIRON = EnvironmentVariables()
+
+# Seed and determinism variables that common tools read or write, besides
+# seedscope's own (MANAGED, which a scope saves and restores itself): a test
+# that leaves one set changes the tests after it, and its child processes.
+_TOOL_VARIABLES = (
+    "PL_GLOBAL_SEED",  # Lightning's seed_everything writes it; reset_seed() reads it
+    "PL_SEED_WORKERS",  # seed_everything(workers=...): whether DataLoader workers are seeded
+    "TF_DETERMINISTIC_OPS",  # TensorFlow: deterministic GPU ops
+    "TF_CUDNN_DETERMINISTIC",  # TensorFlow: deterministic cuDNN algorithms
+    "TF_CUDNN_USE_AUTOTUNE",  # TensorFlow: cuDNN autotuning, which picks per run
+    "TF_ENABLE_ONEDNN_OPTS",  # TensorFlow: oneDNN kernels, with other rounding
+    "NVIDIA_TF32_OVERRIDE",  # cuBLAS and cuDNN: 0 turns TF32 off in every library
+    "CUDA_LAUNCH_BLOCKING",  # CUDA; set by transformers' enable_full_determinism
+    "FLASH_ATTENTION_DETERMINISTIC",  # transformers' enable_full_determinism
+    "ASCEND_LAUNCH_BLOCKING",  # enable_full_determinism, for Ascend NPUs
+    "HCCL_DETERMINISTIC",  # enable_full_determinism: Ascend's collectives
+    "NVTE_ALLOW_NONDETERMINISTIC_ALGO",  # NVIDIA Transformer Engine (Megatron)
+)
+# Every variable the leak check compares, in the order of its reports.
+_LEAK_VARIABLES = (*MANAGED, *_TOOL_VARIABLES)
+_read_environ = raw_reader(_LEAK_VARIABLES)
+_read_tool_environ = raw_reader(_TOOL_VARIABLES)
 
 _FLAG_NAMES = (
     "torch.backends.cudnn.deterministic",
@@ -488,12 +683,11 @@ _PRECISION_NODE_NAMES = {
     ("mkldnn", "conv"): "torch.backends.mkldnn.conv.fp32_precision",
     ("mkldnn", "rnn"): "torch.backends.mkldnn.rnn.fp32_precision",
 }
-_ENV_NAMES = ("PYTHONHASHSEED", "CUBLAS_WORKSPACE_CONFIG")  # EnvironmentVariables' order
 
 
 class _Snapshot(NamedTuple):
     flags: Any  # TorchFlags' capture; None: torch not imported
-    environ: tuple[str | None, ...]  # EnvironmentVariables' capture
+    environ: tuple[Any, ...]  # _LEAK_VARIABLES, as raw_reader reads them
     rng: tuple[tuple[str, Any], ...] | None  # (name, state) per generator; None: not checked
 
 
@@ -502,11 +696,12 @@ def _read_flags() -> Any:
 
 
 def _flatten(settings: Any) -> tuple[Any, ...]:
-    return (*settings[:5], *settings.precision)
+    # fallback_random: None is inductor's default, False.
+    return (*settings[:5], *settings.precision, bool(settings.fallback_random))
 
 
 def _snapshot(rng: bool, randomly: bool) -> _Snapshot:
-    return _Snapshot(_read_flags(), _ENVIRON.capture(), _rng_states(randomly) if rng else None)
+    return _Snapshot(_read_flags(), _read_environ(), _rng_states(randomly) if rng else None)
 
 
 def _rng_states(randomly: bool) -> tuple[tuple[str, Any], ...]:
@@ -546,40 +741,67 @@ def _show(value: object) -> str:
     return "unset" if value is None else repr(value)
 
 
-def _settings_changes(before: _Snapshot, after: _Snapshot) -> list[str]:
-    changes: list[str] = []
-    if before.flags is not None and after.flags is not None and before.flags != after.flags:
-        from .sources.flags import _precision_nodes
+_Change = tuple[str, str | None, str | None]  # a variable, its old value, its new one
 
-        names = _FLAG_NAMES + tuple(
-            _PRECISION_NODE_NAMES.get(node, f"fp32_precision{node}") for node in _precision_nodes()
-        )
-        for name, old, new in zip(
-            names, _flatten(before.flags), _flatten(after.flags), strict=False
-        ):
-            if old != new:
-                # None: torch refused to read a legacy TF32 setting after mixed settings.
-                shown = ["<unreadable>" if value is None else repr(value) for value in (old, new)]
-                changes.append(f"{name}: {shown[0]} -> {shown[1]}")
-    if before.environ != after.environ:
-        for name, old, new in zip(_ENV_NAMES, before.environ, after.environ, strict=True):
-            if old != new:
-                changes.append(f"{name}: {_show(old)} -> {_show(new)}")
+
+def _environ_changes(
+    names: tuple[str, ...],
+    before: tuple[Any, ...] | None,
+    after: tuple[Any, ...] | Callable[[], tuple[Any, ...]],
+) -> list[_Change]:
+    """The variables of ``names`` whose values differ between two raw reads (or a read now)."""
+    if before is None:
+        return []
+    if callable(after):
+        after = after()
+    if after == before:
+        return []
+    changes = []
+    for name, old, new in zip(names, before, after, strict=True):
+        old, new = decode(old), decode(new)
+        if old != new:
+            changes.append((name, old, new))
     return changes
 
 
-def _restore_settings(before: _Snapshot, after: _Snapshot) -> None:
-    if before.flags is not None and after.flags is not None and before.flags != after.flags:
-        _FLAGS.restore(before.flags)
-    if before.environ != after.environ:
-        _ENVIRON.restore(before.environ)
+def _describe(changes: list[_Change]) -> list[str]:
+    return [f"{name}: {_show(old)} -> {_show(new)}" for name, old, new in changes]
 
 
-def _rng_changes(before: _Snapshot, after: _Snapshot) -> list[str]:
-    if before.rng is None or after.rng is None:
+def _restore_environ(changes: list[_Change]) -> None:
+    for name, old, _ in changes:
+        if old is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = old
+
+
+def _settings_changes(before: Any, after: Any) -> list[str]:
+    """``name: old -> new`` for each torch setting that differs between two captures."""
+    if before is None or after is None or before == after:
         return []
-    old = dict(before.rng)
-    return [name for name, state in after.rng if name in old and not _same_state(old[name], state)]
+    from .sources.flags import _precision_nodes
+
+    precision = (
+        _PRECISION_NODE_NAMES.get(node, f"fp32_precision{node}") for node in _precision_nodes()
+    )
+    names = (*_FLAG_NAMES, *precision, "torch._inductor.config.fallback_random")
+    changes: list[str] = []
+    for name, old, new in zip(names, _flatten(before), _flatten(after), strict=False):
+        if old != new:
+            # None: torch refused to read a legacy TF32 setting after mixed settings.
+            shown = ["<unreadable>" if value is None else repr(value) for value in (old, new)]
+            changes.append(f"{name}: {shown[0]} -> {shown[1]}")
+    return changes
+
+
+def _rng_changes(
+    before: tuple[tuple[str, Any], ...] | None, after: tuple[tuple[str, Any], ...] | None
+) -> list[str]:
+    if before is None or after is None:
+        return []
+    old = dict(before)
+    return [name for name, state in after if name in old and not _same_state(old[name], state)]
 
 
 # -- fixture ---------------------------------------------------------------------------
@@ -588,5 +810,7 @@ def _rng_changes(before: _Snapshot, after: _Snapshot) -> list[str]:
 @pytest.fixture
 def seedscope_scope(request: pytest.FixtureRequest) -> ActiveScope | None:
     """The test's active seedscope scope (``.seed`` is its seed), or None outside one."""
-    run = request.node.stash.get(_BEGUN, None)
-    return run.active if isinstance(run, _Run) else None
+    runner = request.config.pluginmanager.get_plugin("seedscope-runner")
+    if not isinstance(runner, _Runner) or runner.item is not request.node or runner.run is None:
+        return None
+    return runner.run.active

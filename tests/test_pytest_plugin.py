@@ -144,8 +144,14 @@ def test_without_the_option_unmarked_tests_run_outside_scopes(project: pytest.Py
     )
     result = project.runpytest(*QUIET)
     result.assert_outcomes(passed=1)
+    assert "seedscope:" not in result.stdout.str()  # no option given: no header line
+    result = project.runpytest(*QUIET, "--seedscope-leaks=rng")
+    result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(
-        ["seedscope: no --seedscope-seed: only tests marked deterministic run in scopes; *"]
+        [
+            "seedscope: no --seedscope-seed: only tests marked deterministic run in scopes; "
+            "leak checks: rng"
+        ]
     )
 
 
@@ -721,6 +727,71 @@ def test_last_needs_the_cache(project: pytest.Pytester) -> None:
     result.stderr.fnmatch_lines(["ERROR: --seedscope-seed=last needs pytest's cache*"])
 
 
+# -- installed and unused: silent -------------------------------------------------------
+
+# Every kind of outcome, so that each part of the output (header, progress,
+# failures, warnings, short summary) is compared.
+OUTCOMES = """
+import warnings
+
+import pytest
+
+
+def test_passes():
+    pass
+
+
+def test_fails():
+    assert 1 == 2
+
+
+@pytest.mark.skip(reason="skipped")
+def test_skipped():
+    pass
+
+
+@pytest.mark.xfail(reason="expected")
+def test_xfails():
+    assert False
+
+
+def test_warns():
+    warnings.warn("a warning of the suite's own", UserWarning)
+"""
+
+
+def normalized_output(result: pytest.RunResult) -> list[str]:
+    """The output, less what differs between any two runs (durations, plugin versions)."""
+    lines = []
+    for line in result.stdout.lines:
+        if line.startswith("plugins:"):  # lists the installed plugins, seedscope among them
+            continue
+        lines.append(re.sub(r" in \d+\.\d+s", " in N s", line))
+    return lines
+
+
+def test_installed_and_unused_the_plugin_changes_no_line_of_the_output(
+    project: pytest.Pytester,
+) -> None:
+    # Suites that check pytest's output line by line (pytest-randomly's own
+    # tests read header lines by index) see the same output with seedscope
+    # installed: no header line, no summary line, nothing.
+    project.makepyfile(test_outcomes=OUTCOMES)
+    args = ("-p", "no:randomly", "-p", "no:cacheprovider", "-rA")
+    without = project.runpytest_subprocess("-p", "no:seedscope", *args)
+    installed = project.runpytest_subprocess(*args)
+    without.assert_outcomes(passed=2, failed=1, skipped=1, xfailed=1, warnings=1)
+    assert normalized_output(installed) == normalized_output(without)
+    assert any(line.startswith("plugins:") and "seedscope" in line for line in installed.outlines)
+    # Given an option, it says what it does in the header.
+    chosen = project.runpytest_subprocess("--seedscope-leaks=warn", *args)
+    lines = normalized_output(chosen)
+    header = "seedscope: no --seedscope-seed: only tests marked deterministic run in scopes; "
+    assert header + "leak checks: warn" in lines
+    lines.remove(header + "leak checks: warn")
+    assert lines == normalized_output(without)
+
+
 # -- cost ------------------------------------------------------------------------------
 
 HEAVY = ("numpy", "torch", "hypothesis", "xdist", "pytest_asyncio", "anyio")
@@ -792,8 +863,10 @@ def test_installed_but_unused_registers_no_per_test_hooks(pytester: pytest.Pytes
     pytester.runpytest(*QUIET, "--seedscope-leaks=off", plugins=[Probe()])
     pytester.runpytest(*QUIET, plugins=[Probe()])
     pytester.runpytest(*QUIET, "--seedscope-seed=1", plugins=[Probe()])
+    pytester.runpytest(*QUIET, "--seedscope-leaks=rng", plugins=[Probe()])
     assert seen == [
         ["seedscope-session"],
         ["seedscope-session", "seedscope-runner"],
-        ["seedscope-session", "seedscope-runner", "seedscope-reports"],
+        ["seedscope-session", "seedscope-collection", "seedscope-runner", "seedscope-reports"],
+        ["seedscope-session", "seedscope-collection", "seedscope-runner"],
     ]

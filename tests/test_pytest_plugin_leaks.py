@@ -6,6 +6,8 @@ warnings come back structured, each with the node id of the test it names.
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import random
 
 import pytest
@@ -82,8 +84,7 @@ def read():
         torch.backends.cudnn.allow_tf32,
         torch.get_float32_matmul_precision(),
         torch.backends.mkldnn.matmul.fp32_precision,
-        os.environ.get("PYTHONHASHSEED"),
-        os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
+        tuple(os.environ.get(name) for name in {variables!r}),
     )
 
 
@@ -140,10 +141,25 @@ def test_clean_with_monkeypatch(monkeypatch):
     monkeypatch.setenv("PYTHONHASHSEED", "5")
     monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
 
+{environ_leaks}
 
 def test_zz_everything_was_put_back():
     assert read() == DEFAULTS
 """
+
+# One test per other environment variable the check compares, each setting it.
+VARIABLES = pytest_plugin._LEAK_VARIABLES
+OTHER_VARIABLES = [
+    name for name in VARIABLES if name not in ("PYTHONHASHSEED", "CUBLAS_WORKSPACE_CONFIG")
+]
+ENVIRON_LEAKS = "".join(
+    f"""
+
+def test_sets_{name.lower()}():
+    os.environ[{name!r}] = "1"
+"""
+    for name in OTHER_VARIABLES
+)
 
 EXPECTED = {
     "test_cudnn_deterministic": ["torch.backends.cudnn.deterministic: False -> True"],
@@ -159,7 +175,12 @@ EXPECTED = {
     "test_fp32_precision": ["torch.backends.mkldnn.matmul.fp32_precision: 'none' -> 'bf16'"],
     "test_pythonhashseed": ["PYTHONHASHSEED: unset -> '0'"],
     "test_cublas_workspace_config": ["CUBLAS_WORKSPACE_CONFIG: unset -> ':4096:8'"],
+    **{f"test_sets_{name.lower()}": [f"{name}: unset -> '1'"] for name in OTHER_VARIABLES},
 }
+
+
+def leaks(defaults: tuple[object, ...]) -> str:
+    return LEAKS.format(defaults=defaults, variables=VARIABLES, environ_leaks=ENVIRON_LEAKS)
 
 
 def defaults() -> tuple[object, ...]:
@@ -175,15 +196,14 @@ def defaults() -> tuple[object, ...]:
         torch.backends.cudnn.allow_tf32,
         torch.get_float32_matmul_precision(),
         torch.backends.mkldnn.matmul.fp32_precision,
-        os.environ.get("PYTHONHASHSEED"),
-        os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
+        tuple(os.environ.get(name) for name in VARIABLES),
     )
 
 
 @pytest.fixture
 def clean_defaults(monkeypatch: pytest.MonkeyPatch) -> tuple[object, ...]:
-    monkeypatch.delenv("PYTHONHASHSEED", raising=False)
-    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    for name in VARIABLES:
+        monkeypatch.delenv(name, raising=False)
     values = defaults()
     assert values[:2] == (False, False), "the suite itself left cuDNN flags changed"
     return values
@@ -195,7 +215,7 @@ def clean_defaults(monkeypatch: pytest.MonkeyPatch) -> tuple[object, ...]:
 def test_each_leaked_setting_is_reported_by_test_and_setting_and_restored(
     project: pytest.Pytester, clean_defaults: tuple[object, ...]
 ) -> None:
-    project.makepyfile(test_leaks=LEAKS.format(defaults=clean_defaults))
+    project.makepyfile(test_leaks=leaks(clean_defaults))
     reprec = project.inline_run(*OUTSIDE)
     reprec.assertoutcome(passed=len(EXPECTED) + 3)
     messages = leak_messages(reprec)
@@ -212,7 +232,7 @@ def test_each_leaked_setting_is_reported_by_test_and_setting_and_restored(
 def test_error_mode_fails_each_leaking_test_at_teardown_and_still_restores(
     project: pytest.Pytester, clean_defaults: tuple[object, ...]
 ) -> None:
-    project.makepyfile(test_leaks=LEAKS.format(defaults=clean_defaults))
+    project.makepyfile(test_leaks=leaks(clean_defaults))
     reprec = project.inline_run(*OUTSIDE, "--seedscope-leaks=error")
     results = outcomes(reprec)
     for name in EXPECTED:
@@ -326,6 +346,7 @@ def test_tests_in_scopes_are_not_reported_their_scope_restores_them(
         def test_marked():
             torch.backends.cudnn.benchmark = True
             os.environ["PYTHONHASHSEED"] = "1"
+            os.environ["SEEDSCOPE_SEED"] = "1"
 
 
         def test_after():
@@ -336,6 +357,170 @@ def test_tests_in_scopes_are_not_reported_their_scope_restores_them(
     reprec = project.inline_run(*OUTSIDE, "--seedscope-leaks=rng")
     reprec.assertoutcome(passed=2)
     assert leak_messages(reprec) == {}
+    assert defaults() == clean_defaults
+
+
+SCOPED_TOOL_VARIABLES = """
+import os
+
+import pytest
+
+
+@pytest.mark.deterministic
+def test_seeds_like_lightning():
+    os.environ["PL_GLOBAL_SEED"] = "7"
+    os.environ["PL_SEED_WORKERS"] = "1"
+
+
+@pytest.mark.deterministic
+def test_cleans_up(monkeypatch):
+    monkeypatch.setenv("PL_GLOBAL_SEED", "8")
+
+
+def test_after():
+    assert "PL_GLOBAL_SEED" not in os.environ
+    assert "PL_SEED_WORKERS" not in os.environ
+"""
+
+
+def test_tests_in_scopes_are_reported_for_other_tools_variables_which_scopes_leave_alone(
+    project: pytest.Pytester, clean_defaults: tuple[object, ...]
+) -> None:
+    project.makepyfile(test_scoped=SCOPED_TOOL_VARIABLES)
+    reprec = project.inline_run(*OUTSIDE)
+    reprec.assertoutcome(passed=3)
+    assert leak_messages(reprec) == {
+        "test_scoped.py::test_seeds_like_lightning": (
+            "seedscope: test_scoped.py::test_seeds_like_lightning left environment variables "
+            "changed: PL_GLOBAL_SEED: unset -> '7'; PL_SEED_WORKERS: unset -> '1' "
+            "(seedscope restored them)"
+        )
+    }
+    assert defaults() == clean_defaults
+
+    reprec = project.inline_run(*OUTSIDE, "--seedscope-leaks=error")
+    assert outcomes(reprec) == {
+        "test_scoped.py::test_seeds_like_lightning": "error",
+        "test_scoped.py::test_cleans_up": "passed",
+        "test_scoped.py::test_after": "passed",
+    }
+    assert defaults() == clean_defaults
+
+    reprec = project.inline_run(*OUTSIDE, "--seedscope-leaks=off")
+    assert outcomes(reprec)["test_scoped.py::test_after"] == "failed"
+    assert leak_messages(reprec) == {}
+    assert os.environ.pop("PL_GLOBAL_SEED") == "7"  # not restored
+    del os.environ["PL_SEED_WORKERS"]
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("lightning_fabric") is None, reason="needs lightning-fabric"
+)
+def test_lightnings_seed_everything_in_a_test_is_reported(project: pytest.Pytester) -> None:
+    # In a fresh interpreter: importing Lightning here would leave torch modules
+    # that the in-process runs of this file then import twice.
+    project.makepyfile(
+        test_lightning="""
+        import os
+
+        from lightning_fabric.utilities.seed import seed_everything
+
+
+        def test_seeds_everything():
+            seed_everything(3, workers=True, verbose=False)
+
+
+        def test_sees_nothing_of_it():
+            assert "PL_GLOBAL_SEED" not in os.environ
+        """
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        for name in VARIABLES:
+            patch.delenv(name, raising=False)
+        result = project.runpytest_subprocess(*OUTSIDE, "-W", "ignore::DeprecationWarning")
+    result.assert_outcomes(passed=2, warnings=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*: seedscope: test_lightning.py::test_seeds_everything left determinism "
+            "settings changed: PL_GLOBAL_SEED: unset -> '3'; PL_SEED_WORKERS: unset -> '1' "
+            "(seedscope restored them)",
+            # Leaks were found: the summary says so, though no option was given.
+            "seedscope: no --seedscope-seed: only tests marked deterministic run in scopes; "
+            "leak checks: warn",
+            "seedscope: 1 leak report(s) above: *",
+        ]
+    )
+
+
+def test_a_leak_found_without_options_is_summed_up_after_the_report(
+    project: pytest.Pytester, clean_defaults: tuple[object, ...]
+) -> None:
+    project.makepyfile(
+        test_leak="""
+        import os
+
+
+        def test_leaks():
+            os.environ["TF_DETERMINISTIC_OPS"] = "1"
+
+
+        def test_clean():
+            pass
+        """
+    )
+    header = (
+        "seedscope: no --seedscope-seed: only tests marked deterministic run in scopes; "
+        "leak checks: {}"
+    )
+    for mode in ("warn", "error"):
+        args = ("--seedscope-leaks=error",) if mode == "error" else ()
+        result = project.runpytest(*OUTSIDE, *args)
+        lines = result.stdout.lines
+        assert lines.count(header.format(mode)) == (2 if args else 1), mode  # header, summary
+        assert "seedscope: 1 leak report(s) above: tests or test modules that left " in (
+            result.stdout.str()
+        )
+    project.makepyfile(test_leak="def test_clean(): pass")
+    assert "seedscope:" not in project.runpytest(*OUTSIDE).stdout.str()
+    assert defaults() == clean_defaults
+
+
+MODULE_LIFETIMES = """
+import os
+
+import pytest
+
+
+@pytest.fixture(scope="module", autouse=True)
+def seeded_for_this_module():
+    os.environ["PL_GLOBAL_SEED"] = "{value}"
+    yield
+    del os.environ["PL_GLOBAL_SEED"]
+
+
+def test_one():
+    assert os.environ["PL_GLOBAL_SEED"] == "{value}"
+
+
+def test_two():
+    pass
+"""
+
+
+def test_a_module_fixture_may_set_a_variable_for_its_module_and_the_next_module_another(
+    project: pytest.Pytester, clean_defaults: tuple[object, ...]
+) -> None:
+    # Between the modules' tests pytest tears down one module fixture and sets
+    # up the other: nothing a test did, so nothing is reported.
+    project.makepyfile(
+        test_first=MODULE_LIFETIMES.format(value=1),
+        test_second=MODULE_LIFETIMES.format(value=2),
+        test_third="def test_plain(): pass",
+    )
+    reprec = project.inline_run(*OUTSIDE)
+    reprec.assertoutcome(passed=5)
+    assert leak_messages(reprec) == {}
+    assert defaults() == clean_defaults
 
 
 # -- rng -----------------------------------------------------------------------------

@@ -3,6 +3,9 @@
 ``PYTHONHASHSEED`` only affects interpreters started after it is set: the
 running one fixed its hash seed at start-up (``seedscope run`` fixes that).
 ``CUBLAS_WORKSPACE_CONFIG`` only takes effect if set before CUDA starts.
+``SEEDSCOPE_SEED`` is what ``deterministic()`` without a seed reads, so a
+child process that enters one inside a scope of its parent gets the parent's
+seed, as Lightning's ``seed_everything`` passes ``PL_GLOBAL_SEED`` on.
 """
 
 from __future__ import annotations
@@ -12,17 +15,27 @@ import itertools
 import os
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from .._errors import SeedscopeWarning
 from .._plain import expect_fields, read_optional_str
+from .._seed import SEED_ENV_VAR
 from .base import ProcessWide
 
-__all__ = ["EnvironmentVariables", "cublas_config_needed", "getenv"]
+__all__ = [
+    "MANAGED",
+    "EnvironmentVariables",
+    "cublas_config_needed",
+    "decode",
+    "getenv",
+    "raw_reader",
+]
 
 HASH_SEED = "PYTHONHASHSEED"
 CUBLAS_CONFIG = "CUBLAS_WORKSPACE_CONFIG"
+#: The variables a scope saves and restores, in the order of its state.
+MANAGED = (HASH_SEED, CUBLAS_CONFIG, SEED_ENV_VAR)
 CUBLAS_DETERMINISTIC = ":4096:8"
 _CUBLAS_DETERMINISTIC_VALUES = (":4096:8", ":16:8")
 
@@ -60,7 +73,7 @@ _ENCODE = getattr(_FAST_ENVIRON, "encodekey", None)
 _DECODE = getattr(_FAST_ENVIRON, "decodevalue", None)
 _ENCODE_VALUE = getattr(_FAST_ENVIRON, "encodevalue", None)
 _KEYS = (
-    {name: _ENCODE(name) for name in (HASH_SEED, CUBLAS_CONFIG)}
+    {name: _ENCODE(name) for name in MANAGED}
     if type(_FAST_DATA) is dict
     and _ENCODE is not None
     and _DECODE is not None
@@ -70,11 +83,39 @@ _KEYS = (
 
 
 def getenv(name: str) -> str | None:
-    """``os.environ.get(name)`` for the two variables this module manages, without the encoding."""
+    """``os.environ.get(name)`` for the variables this module manages, without the encoding."""
     if _KEYS is None or os.environ is not _FAST_ENVIRON:
         return os.environ.get(name)
     raw = _FAST_DATA.get(_KEYS[name])  # type: ignore[union-attr]
     return None if raw is None else _DECODE(raw)  # type: ignore[misc]
+
+
+def raw_reader(names: tuple[str, ...]) -> Callable[[], tuple[Any, ...]]:
+    """A function that reads ``names`` from the environment, for comparing.
+
+    Its values are ``os.environ``'s own (encoded bytes on POSIX), read
+    without decoding: two reads are equal when the variables are. Turn a
+    value into text with :func:`decode`. For code that reads many variables
+    around every test.
+    """
+    if _KEYS is None:
+        return lambda: tuple(map(os.environ.get, names))
+    keys = tuple(map(_ENCODE, names))  # type: ignore[arg-type]
+    get = _FAST_DATA.get  # type: ignore[union-attr]
+
+    def read() -> tuple[Any, ...]:
+        if os.environ is not _FAST_ENVIRON:
+            return tuple(map(os.environ.get, names))
+        return tuple(map(get, keys))
+
+    return read
+
+
+def decode(value: Any) -> str | None:
+    """The text of a value that :func:`raw_reader`'s function read (None: unset)."""
+    if value is None or isinstance(value, str) or _DECODE is None:
+        return value  # type: ignore[no-any-return]
+    return _DECODE(value)  # type: ignore[no-any-return]
 
 
 class EnvironmentVariables(ProcessWide):
@@ -84,11 +125,13 @@ class EnvironmentVariables(ProcessWide):
     def __init__(self, *, strict: bool = False) -> None:
         self.strict = strict
 
-    def capture(self) -> tuple[str | None, str | None]:
-        return getenv(HASH_SEED), getenv(CUBLAS_CONFIG)
+    def capture(self) -> tuple[str | None, str | None, str | None]:
+        return getenv(HASH_SEED), getenv(CUBLAS_CONFIG), getenv(SEED_ENV_VAR)
 
     def seed(self, seed: int) -> None:
-        _set_hash_seed(str(seed))
+        text = str(seed)
+        _set_seed_variable(HASH_SEED, text)
+        _set_seed_variable(SEED_ENV_VAR, text)
         if not self.strict or getenv(CUBLAS_CONFIG) in _CUBLAS_DETERMINISTIC_VALUES:
             return
         if not _torch_needs_cublas_config():
@@ -105,18 +148,15 @@ class EnvironmentVariables(ProcessWide):
             )
 
     def restore(self, state: tuple[str | None, ...]) -> None:
-        _set_or_unset(HASH_SEED, state[0])
-        _set_or_unset(CUBLAS_CONFIG, state[1])
+        for name, value in zip(MANAGED, state, strict=True):
+            _set_or_unset(name, value)
 
     def dump_state(self, state: tuple[str | None, ...]) -> Any:
-        return {HASH_SEED: state[0], CUBLAS_CONFIG: state[1]}
+        return dict(zip(MANAGED, state, strict=True))
 
-    def load_state(self, data: Any) -> tuple[str | None, str | None]:
-        fields = expect_fields(data, "state", (HASH_SEED, CUBLAS_CONFIG))
-        return (
-            read_optional_str(fields[HASH_SEED], f"state {HASH_SEED!r}"),
-            read_optional_str(fields[CUBLAS_CONFIG], f"state {CUBLAS_CONFIG!r}"),
-        )
+    def load_state(self, data: Any) -> tuple[str | None, ...]:
+        fields = expect_fields(data, "state", MANAGED)
+        return tuple(read_optional_str(fields[name], f"state {name!r}") for name in MANAGED)
 
 
 def _set_or_unset(name: str, value: str | None) -> None:
@@ -124,8 +164,8 @@ def _set_or_unset(name: str, value: str | None) -> None:
         return
     if value is None:
         _unset(name)
-    elif name == HASH_SEED:
-        _set_hash_seed(value)
+    elif name in _PREFIXES:
+        _set_seed_variable(name, value)
     else:
         os.environ[name] = value
 
@@ -140,7 +180,7 @@ def _unset(name: str) -> None:
     _FAST_DATA.pop(key, None)  # type: ignore[union-attr]
 
 
-# -- PYTHONHASHSEED in the C environment, without glibc's copies ------------------------
+# -- seeds in the C environment, without glibc's copies ---------------------------------
 #
 # os.environ[name] = value calls setenv(), and glibc's setenv keeps every
 # "NAME=value" string it was ever given, so that pointers getenv() returned stay
@@ -148,15 +188,16 @@ def _unset(name: str) -> None:
 # among the buffers torch allocates and frees on every entry they fragment the
 # heap, about 2.5 kB per distinct seed in all. So on glibc a seed goes into the
 # C environment with putenv(), which stores the pointer it is given and copies
-# nothing, from a ring of buffers of ours:
+# nothing, from a ring of buffers of ours, one ring per variable
+# (PYTHONHASHSEED and SEEDSCOPE_SEED):
 #
 # - the buffers are calloc'ed once and never freed, since the C environment may
 #   point at one until the process ends, after Python's own objects are gone;
-# - a buffer is written again only after the _RING - 1 others were put in
-#   (the one in the environment is never the next), so a pointer getenv()
-#   returned keeps its value through that many changes (POSIX lets the very
-#   next one change it) and always points at a string: a buffer's last byte is
-#   never written and stays NUL;
+# - a buffer is written again only after the _RING - 1 others of its ring were
+#   put in (the one in the environment is never the next), so a pointer getenv()
+#   returned keeps its value through that many changes of its variable (POSIX
+#   lets the very next one change it) and always points at a string: a
+#   buffer's last byte is never written and stays NUL;
 # - os.environ's own dict is updated and the same audit event raised as by
 #   os.environ.__setitem__.
 #
@@ -164,47 +205,47 @@ def _unset(name: str) -> None:
 # come in unbounded variety. Other C libraries (musl frees what it replaces)
 # and replaced os.environ objects take it too.
 
-_RING = 256  # buffers
-_SLOT = 64  # bytes per buffer: "PYTHONHASHSEED=", the value, its NUL, and a last NUL
-_PREFIX = (HASH_SEED + "=").encode("ascii")
-_VALUE_MAX = _SLOT - len(_PREFIX) - 2
+_RING = 256  # buffers per variable
+_SLOT = 64  # bytes per buffer: "NAME=", the value, its NUL, and a last NUL
+_PREFIXES = {name: (name + "=").encode("ascii") for name in (HASH_SEED, SEED_ENV_VAR)}
 
-_ring: Iterator[Any] | None = None  # ctypes char arrays over the buffers, in turn
+_rings: dict[str, Iterator[Any]] | None = None  # ctypes char arrays over the buffers, in turn
 _putenv: Any = None  # the C library's putenv
-_ring_ready = False  # whether _ring was set up, or found unusable
+_ring_ready = False  # whether _rings were set up, or found unusable
 
 
-def _set_hash_seed(value: str) -> None:
-    """``os.environ[HASH_SEED] = value``, through the ring of buffers where it can."""
-    ring = _ring if _ring_ready else _set_up_ring()
-    if ring is None or os.environ is not _FAST_ENVIRON:
-        os.environ[HASH_SEED] = value
+def _set_seed_variable(name: str, value: str) -> None:
+    """``os.environ[name] = value``, through the variable's ring of buffers where it can."""
+    rings = _rings if _ring_ready else _set_up_rings()
+    if rings is None or os.environ is not _FAST_ENVIRON:
+        os.environ[name] = value
         return
     raw = _ENCODE_VALUE(value)  # type: ignore[misc]
-    if len(raw) > _VALUE_MAX or not raw.isdigit():
-        os.environ[HASH_SEED] = value
+    prefix = _PREFIXES[name]
+    if len(prefix) + len(raw) + 2 > _SLOT or not raw.isdigit():
+        os.environ[name] = value
         return
-    key = _KEYS[HASH_SEED]  # type: ignore[index]
+    key = _KEYS[name]  # type: ignore[index]
     sys.audit("os.putenv", key, raw)
-    buffer = next(ring)
-    buffer.value = _PREFIX + raw  # copied, with a NUL after it
+    buffer = next(rings[name])
+    buffer.value = prefix + raw  # copied, with a NUL after it
     if _putenv(buffer) != 0:  # glibc's putenv only fails for want of memory
         raise OSError(errno.ENOMEM, os.strerror(errno.ENOMEM))
     _FAST_DATA[key] = raw  # type: ignore[index]
 
 
-def _set_up_ring() -> Iterator[Any] | None:
+def _set_up_rings() -> dict[str, Iterator[Any]] | None:
     # No lock (which a fork could leave held): threads that race here each make
-    # a ring, and the buffers of those that lose stay valid, never freed either.
-    global _ring, _putenv, _ring_ready
+    # rings, and the buffers of those that lose stay valid, never freed either.
+    global _rings, _putenv, _ring_ready
     if not _ring_ready:
         if _KEYS is not None and _is_glibc():
             try:
-                _ring, _putenv = _make_ring()
+                _rings, _putenv = _make_rings()
             except (ImportError, OSError, AttributeError, MemoryError):
-                _ring = None  # no ctypes, or no such C function: os.environ it is
+                _rings = None  # no ctypes, or no such C function: os.environ it is
         _ring_ready = True
-    return _ring
+    return _rings
 
 
 def _is_glibc() -> bool:
@@ -214,7 +255,7 @@ def _is_glibc() -> bool:
         return False
 
 
-def _make_ring() -> tuple[Iterator[Any], Any]:
+def _make_rings() -> tuple[dict[str, Iterator[Any]], Any]:
     import ctypes
 
     # PyDLL: the calls keep the GIL, as os.putenv does.
@@ -222,12 +263,16 @@ def _make_ring() -> tuple[Iterator[Any], Any]:
     calloc = libc.calloc
     calloc.argtypes = [ctypes.c_size_t, ctypes.c_size_t]
     calloc.restype = ctypes.c_void_p
-    base = calloc(_RING, _SLOT)
+    base = calloc(_RING * len(_PREFIXES), _SLOT)
     if not base:
         raise MemoryError("calloc failed")
     # Each array stops one byte short of its buffer, whose last byte stays NUL.
     array = ctypes.c_char * (_SLOT - 1)
-    buffers = [array.from_address(base + i * _SLOT) for i in range(_RING)]
+    rings: dict[str, Iterator[Any]] = {}
+    for number, name in enumerate(_PREFIXES):
+        first = base + number * _RING * _SLOT
+        buffers = [array.from_address(first + i * _SLOT) for i in range(_RING)]
+        rings[name] = itertools.cycle(buffers)
     putenv = libc.putenv
     putenv.restype = ctypes.c_int
-    return itertools.cycle(buffers), putenv
+    return rings, putenv

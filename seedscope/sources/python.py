@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import random
 from typing import Any
 
@@ -29,8 +28,22 @@ class PythonRandom(ProcessWide):
         return random.getstate()
 
     def seed(self, seed: int) -> None:
-        # Exactly random.seed(seed), a third cheaper: setstate of a cached state.
-        random.setstate(_seeded_state(seed))
+        # Exactly random.seed(seed). A seed seen before is set from its cached
+        # state, a third cheaper; a new one (each test of a seeded test run
+        # has its own) is seeded directly: building the state to cache would
+        # cost three times as much as the seeding it saves.
+        state = _seeded_states.get(seed)
+        if state is not None:
+            random.setstate(state)
+            return
+        random.seed(seed)
+        if seed in _seeded_states:  # the second time: worth caching
+            # From a generator of its own: another thread may draw from random's.
+            _seeded_states[seed] = random.Random(seed).getstate()
+        else:
+            if len(_seeded_states) >= _CACHED:
+                _seeded_states.clear()
+            _seeded_states[seed] = None
 
     def restore(self, state: Any) -> None:
         random.setstate(state)
@@ -48,9 +61,10 @@ class PythonRandom(ProcessWide):
         return load_random_state(data, "state")
 
 
-@functools.lru_cache(maxsize=64)
-def _seeded_state(seed: int) -> tuple[Any, ...]:
-    return random.Random(seed).getstate()
+# Seed -> the state random.seed(seed) gives, or None for a seed seen once.
+# Emptied when full; a race between threads costs a seeding, nothing more.
+_seeded_states: dict[int, tuple[Any, ...] | None] = {}
+_CACHED = 128
 
 
 def load_random_state(data: Any, what: str) -> tuple[Any, ...]:

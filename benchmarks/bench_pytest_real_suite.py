@@ -1,0 +1,256 @@
+"""What the seedscope pytest plugin costs per test on a real third-party suite.
+
+The suite is opt_einsum 3.4.0's ``tests/test_contract.py`` as its wheel ships
+it: 7,482 tests of einsum contraction paths, parametrized, drawing test data
+from numpy. It runs with pytest in fresh processes under each configuration
+below, several rounds, configurations interleaved; each run times itself from
+the start of collection to the end of the test loop (interpreter start-up
+excluded). The table shows each configuration's median time, its cost per
+test over the run without the plugin (the median, over rounds, of the
+difference to the same round's run, with half the interquartile range of
+those differences as the noise) and the ratio of the medians.
+
+    python benchmarks/bench_pytest_real_suite.py [--rounds 5] [--clock cpu|wall] [--torch]
+
+opt_einsum 3.4.0 is used where it is installed (``requirements/bench.txt``
+installs it); otherwise its wheel is fetched with ``pip download`` into
+``--cache`` and the package is unpacked into a temporary directory.
+
+Targets: installed with the defaults adds under 20 us per test; every test in
+a scope (``--seedscope-seed=0``) adds at most 150 us per test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import importlib.util
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import zipfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _machine import machine_line
+
+PACKAGE = "opt_einsum"
+VERSION = "3.4.0"
+TEST_FILE = "tests/test_contract.py"
+TARGETS_US = {"defaults": 20.0, "--seedscope-seed=0": 150.0}
+
+CONFTEST = textwrap.dedent(
+    """
+    import gc
+    import json
+    import os
+    import time
+
+    import numpy  # noqa: F401  (the suite imports it too; imported here, before the clock)
+    import pytest
+
+    if os.environ["BENCH_TORCH"] == "1":
+        import torch  # noqa: F401
+
+    # Long-lived objects (numpy's, torch's) left to the cyclic GC make each full
+    # collection slow and land it at random points; freezing them keeps runs comparable.
+    if os.environ["BENCH_GC_FREEZE"] == "1":
+        gc.freeze()
+
+    clock = time.process_time if os.environ["BENCH_CLOCK"] == "cpu" else time.perf_counter
+    _start = []
+
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_collection(session):
+        _start.append(clock())
+        return (yield)
+
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtestloop(session):
+        try:
+            return (yield)
+        finally:
+            elapsed = clock() - _start[0]
+            with open(os.environ["BENCH_RESULT"], "w") as f:
+                json.dump({"seconds": elapsed, "tests": session.testscollected}, f)
+    """
+)
+
+# Plugins that are installed here but not under test stay off in every row.
+COMMON = ["-q", "-p", "no:cacheprovider", "-p", "no:xdist", "-p", "no:randomly"]
+COMMON += ["-p", "no:hypothesispytest", "-p", "no:asyncio", "-p", "no:anyio"]
+
+CONFIGS: dict[str, list[str]] = {
+    "no plugin": ["-p", "no:seedscope"],
+    "defaults": [],
+    "--seedscope-seed=0": ["--seedscope-seed=0"],
+}
+
+
+def installed_package() -> Path | None:
+    """The directory of an installed opt_einsum of the version benchmarked, if any."""
+    try:
+        if importlib.metadata.version(PACKAGE) != VERSION:
+            return None
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    spec = importlib.util.find_spec(PACKAGE)
+    if spec is None or spec.origin is None:
+        return None
+    return Path(spec.origin).parent
+
+
+def unpacked_package(cache: Path, into: Path) -> Path:
+    """opt_einsum from its wheel, fetched into ``cache`` with pip, unpacked under ``into``."""
+    wheels = sorted(cache.glob(f"{PACKAGE}-{VERSION}-*.whl"))
+    if not wheels:
+        cache.mkdir(parents=True, exist_ok=True)
+        pip = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:"]
+        subprocess.run([*pip, "-d", str(cache), f"{PACKAGE}=={VERSION}"], check=True)
+        wheels = sorted(cache.glob(f"{PACKAGE}-{VERSION}-*.whl"))
+    with zipfile.ZipFile(wheels[0]) as wheel:
+        members = [name for name in wheel.namelist() if name.startswith(f"{PACKAGE}/")]
+        wheel.extractall(into, members)
+    return into / PACKAGE
+
+
+def write_suite(root: Path, package: Path) -> None:
+    shutil.copyfile(package / TEST_FILE, root / "test_contract.py")
+    (root / "conftest.py").write_text(CONFTEST)
+    (root / "pytest.ini").write_text("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+
+
+def run_once(
+    root: Path, args: list[str], env: dict[str, str], clock: str, freeze: str, torch: str
+) -> tuple[float, int]:
+    result_file = root / "result.json"
+    env = dict(
+        env,
+        BENCH_RESULT=str(result_file),
+        BENCH_CLOCK=clock,
+        BENCH_GC_FREEZE=freeze,
+        BENCH_TORCH=torch,
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", *COMMON, *args, "test_contract.py"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"pytest {' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr}")
+    result = json.loads(result_file.read_text())
+    return float(result["seconds"]), int(result["tests"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        default="cpu",
+        help="cpu (default): the pytest process's CPU time, steady on a shared machine; "
+        "wall: perf_counter",
+    )
+    parser.add_argument(
+        "--torch",
+        dest="torch",
+        action="store_const",
+        const="1",
+        default="0",
+        help="import torch in the suite's conftest (the suite itself does not), so that "
+        "the leak check reads torch's settings and scopes seed torch too",
+    )
+    parser.add_argument(
+        "--no-gc-freeze",
+        dest="gc_freeze",
+        action="store_const",
+        const="0",
+        default="1",
+        help="leave long-lived objects to the cyclic GC (noisier)",
+    )
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=Path.home() / ".cache" / "seedscope-bench",
+        help="where pip download puts the wheel when opt_einsum is not installed",
+    )
+    options = parser.parse_args()
+    env = {key: value for key, value in os.environ.items() if key != "PYTEST_ADDOPTS"}
+    env.pop("SEEDSCOPE_SEED", None)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "suite"
+        root.mkdir()
+        package = installed_package()
+        source = f"{PACKAGE} {VERSION}, installed"
+        if package is None:
+            package = unpacked_package(options.cache, Path(tmp) / "site")
+            env["PYTHONPATH"] = os.pathsep.join(
+                filter(None, [str(package.parent), env.get("PYTHONPATH")])
+            )
+            source = f"{PACKAGE} {VERSION}, from its wheel"
+        write_suite(root, package)
+        run = (options.clock, options.gc_freeze, options.torch)
+        times: dict[str, list[float]] = {name: [] for name in CONFIGS}
+        tests = 0
+        for args in CONFIGS.values():  # warm the file system and the bytecode caches
+            _, tests = run_once(root, args, env, *run)
+        for _ in range(options.rounds):
+            for name, args in CONFIGS.items():
+                seconds, collected = run_once(root, args, env, *run)
+                if collected != tests:
+                    raise SystemExit(f"{name}: collected {collected} tests, not {tests}")
+                times[name].append(seconds)
+    import numpy  # noqa: F401  (for the machine line: the versions the suite ran with)
+
+    if options.torch == "1":
+        import torch  # noqa: F401
+
+    print(machine_line())
+    print(
+        f"{source}: {TEST_FILE}, {tests} tests; {options.rounds} rounds, interleaved, "
+        f"collection + test loop, {options.clock} clock, "
+        f"gc.freeze() {'on' if options.gc_freeze == '1' else 'off'}, "
+        f"torch {'imported by the conftest' if options.torch == '1' else 'not imported'}"
+    )
+    print()
+    print(
+        f"| {'configuration':<20} | median (s) | added per test (us) | ratio | target |\n"
+        f"| {'-' * 20} | ---------: | ------------------: | ----: | ------ |"
+    )
+    failed = []
+    base = times["no plugin"]
+    for name, samples in times.items():
+        per_test = sorted((t - b) / tests * 1e6 for t, b in zip(samples, base, strict=True))
+        added = statistics.median(per_test)
+        quartiles = statistics.quantiles(per_test, n=4) if len(per_test) > 1 else [0.0] * 3
+        noise = (quartiles[2] - quartiles[0]) / 2
+        target = TARGETS_US.get(name)
+        verdict = ""
+        if target is not None:
+            met = added < target if name == "defaults" else added <= target
+            verdict = f"{'<' if name == 'defaults' else '<='} {target:g}" + (
+                " ok" if met else " MISSED"
+            )
+            if not met:
+                failed.append(name)
+        shown = "" if name == "no plugin" else f"{added:.1f} ± {noise:.1f}"
+        median = statistics.median(samples)
+        ratio = median / statistics.median(base)
+        print(f"| {name:<20} | {median:>10.2f} | {shown:>19} | {ratio:5.3f} | {verdict} |")
+    if failed:
+        raise SystemExit(f"missed targets: {', '.join(failed)}")
+
+
+if __name__ == "__main__":
+    main()
