@@ -47,7 +47,7 @@ import pytest
 
 from ._derive import derive_seed
 from ._errors import SeedscopeWarning
-from ._scope import ActiveScope, Scope, current_scope, deterministic
+from ._scope import ActiveScope, Scope, deterministic, live_stack
 from ._seed import SEED_TEXT, parse_seed, seed_from_environment, validate_seed
 from .sources import EnvironmentVariables, Source, TorchFlags, default_sources
 from .sources.environ import MANAGED, decode, raw_reader
@@ -531,7 +531,8 @@ class _Runner:
             function._hypothesis_internal_use_seed = seed
             function._hypothesis_internal_use_settings = settings
         left: list[str] = []
-        while (top := current_scope()) is not None and top is not run.active:
+        # live_stack(), not current_scope(): that passes over relaxed() entries.
+        while (stack := live_stack()) and (top := stack[-1]) is not run.active:
             left.append(repr(top.scope))
             top.scope.__exit__(None, None, None)
         run.plan.scope.__exit__(None, None, None)

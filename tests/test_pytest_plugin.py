@@ -423,6 +423,34 @@ def test_a_test_that_leaves_an_inner_scope_active_fails_and_is_cleaned_up(
     )
 
 
+def test_a_test_that_leaves_a_relaxed_region_open_gets_the_same_report(
+    project: pytest.Pytester,
+) -> None:
+    project.makepyfile(
+        test_left="""
+        import pytest
+        import torch
+
+        import seedscope
+
+
+        @pytest.mark.deterministic(strict=True)
+        def test_leaves_a_region():
+            seedscope.relaxed().__enter__()
+
+
+        def test_next():
+            assert seedscope.current_scope() is None
+            assert torch.are_deterministic_algorithms_enabled() is False
+        """
+    )
+    result = project.runpytest(*QUIET, "-p", "no:randomly")
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(
+        ["*test_left.py::test_leaves_a_region left scope(s) relaxed() active*"]
+    )
+
+
 # -- failure reports -------------------------------------------------------------------
 
 
