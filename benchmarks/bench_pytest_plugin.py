@@ -20,10 +20,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import textwrap
@@ -31,45 +28,21 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import machine_line
+from _pytest_timing import (
+    add_clock_options,
+    added_per_test,
+    clean_environment,
+    run_timed,
+    timing_conftest,
+    verdict,
+)
 
 TARGETS_US = {"installed, unused": 20.0, "every test in a scope": 150.0}
 
-CONFTEST = textwrap.dedent(
+CONFTEST = timing_conftest(
     """
-    import gc
-    import json
-    import os
-    import time
-
     import numpy.random  # noqa: F401
-    import pytest
     import torch  # noqa: F401
-
-    # torch leaves millions of objects for the cyclic GC to walk: each full
-    # collection takes tens of ms and lands at unpredictable points, which
-    # swamps differences of microseconds per test. Freezing them (as a
-    # long-running suite effectively does) keeps the collections small.
-    if os.environ["BENCH_GC_FREEZE"] == "1":
-        gc.freeze()
-
-    clock = time.process_time if os.environ["BENCH_CLOCK"] == "cpu" else time.perf_counter
-    _start = []
-
-
-    @pytest.hookimpl(wrapper=True, tryfirst=True)
-    def pytest_collection(session):
-        _start.append(clock())
-        return (yield)
-
-
-    @pytest.hookimpl(wrapper=True, tryfirst=True)
-    def pytest_runtestloop(session):
-        try:
-            return (yield)
-        finally:
-            elapsed = clock() - _start[0]
-            with open(os.environ["BENCH_RESULT"], "w") as f:
-                json.dump({"seconds": elapsed, "tests": session.testscollected}, f)
     """
 )
 
@@ -80,9 +53,6 @@ TEST_MODULE = textwrap.dedent(
     """
 )
 
-# Plugins that are installed here but not under test stay off in every row.
-COMMON = ["-q", "-p", "no:cacheprovider", "-p", "no:xdist"]
-COMMON += ["-p", "no:hypothesispytest", "-p", "no:asyncio", "-p", "no:anyio"]
 HAS_RANDOMLY = importlib.util.find_spec("pytest_randomly") is not None
 NO_RANDOMLY = ["-p", "no:randomly"] if HAS_RANDOMLY else []
 
@@ -108,53 +78,22 @@ def write_suite(root: Path, tests: int) -> None:
         (root / f"test_gen_{start // per_module:03d}.py").write_text(body)
 
 
-def run_once(root: Path, args: list[str], clock: str, freeze: str) -> tuple[float, int]:
-    result_file = root / "result.json"
-    env = dict(os.environ, BENCH_RESULT=str(result_file), BENCH_CLOCK=clock, BENCH_GC_FREEZE=freeze)
-    env.pop("PYTEST_ADDOPTS", None)
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", *COMMON, *args],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"pytest {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
-    result = json.loads(result_file.read_text())
-    return float(result["seconds"]), int(result["tests"])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tests", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=10)
-    parser.add_argument(
-        "--clock",
-        choices=("wall", "cpu"),
-        default="cpu",
-        help="cpu (default): the pytest process's CPU time, steady on a shared machine; "
-        "wall: perf_counter",
-    )
-    parser.add_argument(
-        "--no-gc-freeze",
-        dest="gc_freeze",
-        action="store_const",
-        const="0",
-        default="1",
-        help="leave torch's objects to the cyclic GC (noisier)",
-    )
+    add_clock_options(parser)
     options = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         write_suite(root, options.tests)
+        env = clean_environment(options.clock, options.gc_freeze)
         times: dict[str, list[float]] = {name: [] for name in CONFIGS}
         for args in CONFIGS.values():  # warm the file system and the bytecode caches
-            run_once(root, args, options.clock, options.gc_freeze)
+            run_timed(root, args, env)
         for _ in range(options.rounds):
             for name, args in CONFIGS.items():
-                seconds, collected = run_once(root, args, options.clock, options.gc_freeze)
+                seconds, collected = run_timed(root, args, env)
                 if collected != options.tests:
                     raise SystemExit(f"{name}: collected {collected} tests, not {options.tests}")
                 times[name].append(seconds)
@@ -174,23 +113,17 @@ def main() -> None:
     failed = []
     plain = times["plain pytest"]
     for name, samples in times.items():
-        per_test = sorted(
-            (t - p) / options.tests * 1e6 for t, p in zip(samples, plain, strict=True)
-        )
-        added = statistics.median(per_test)
-        quartiles = statistics.quantiles(per_test, n=4)
-        noise = (quartiles[2] - quartiles[0]) / 2
+        added, noise = added_per_test(samples, plain, options.tests)
         target = TARGETS_US.get(name)
-        verdict = ""
+        shown_verdict = ""
         if target is not None:
-            strict = name == "installed, unused"  # under 20; at most 150
-            met = added < target if strict else added <= target
-            verdict = f"{'<' if strict else '<='} {target:g}" + (" ok" if met else " MISSED")
+            # Under 20 for the unused plugin; at most 150 in a scope.
+            shown_verdict, met = verdict(added, target, under=name == "installed, unused")
             if not met:
                 failed.append(name)
         shown = "" if name == "plain pytest" else f"{added:.1f} ± {noise:.1f}"
         median = statistics.median(samples) * 1e3
-        print(f"| {name:<34} | {median:>11.1f} | {shown:>19} | {verdict} |")
+        print(f"| {name:<34} | {median:>11.1f} | {shown:>19} | {shown_verdict} |")
     if failed:
         raise SystemExit(f"missed targets: {', '.join(failed)}")
 

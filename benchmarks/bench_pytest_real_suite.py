@@ -25,67 +25,42 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import importlib.util
-import json
 import os
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 import zipfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import machine_line
+from _pytest_timing import (
+    add_clock_options,
+    added_per_test,
+    clean_environment,
+    run_timed,
+    timing_conftest,
+    verdict,
+)
 
 PACKAGE = "opt_einsum"
 VERSION = "3.4.0"
 TEST_FILE = "tests/test_contract.py"
 TARGETS_US = {"defaults": 20.0, "--seedscope-seed=0": 150.0}
 
-CONFTEST = textwrap.dedent(
+CONFTEST = timing_conftest(
     """
-    import gc
-    import json
-    import os
-    import time
-
     import numpy  # noqa: F401  (the suite imports it too; imported here, before the clock)
-    import pytest
 
     if os.environ["BENCH_TORCH"] == "1":
         import torch  # noqa: F401
-
-    # Long-lived objects (numpy's, torch's) left to the cyclic GC make each full
-    # collection slow and land it at random points; freezing them keeps runs comparable.
-    if os.environ["BENCH_GC_FREEZE"] == "1":
-        gc.freeze()
-
-    clock = time.process_time if os.environ["BENCH_CLOCK"] == "cpu" else time.perf_counter
-    _start = []
-
-
-    @pytest.hookimpl(wrapper=True, tryfirst=True)
-    def pytest_collection(session):
-        _start.append(clock())
-        return (yield)
-
-
-    @pytest.hookimpl(wrapper=True, tryfirst=True)
-    def pytest_runtestloop(session):
-        try:
-            return (yield)
-        finally:
-            elapsed = clock() - _start[0]
-            with open(os.environ["BENCH_RESULT"], "w") as f:
-                json.dump({"seconds": elapsed, "tests": session.testscollected}, f)
     """
 )
 
-# Plugins that are installed here but not under test stay off in every row.
-COMMON = ["-q", "-p", "no:cacheprovider", "-p", "no:xdist", "-p", "no:randomly"]
-COMMON += ["-p", "no:hypothesispytest", "-p", "no:asyncio", "-p", "no:anyio"]
+# pytest-randomly would reorder and reseed the suite: off in every run.
+NO_RANDOMLY = ["-p", "no:randomly"]
 
 CONFIGS: dict[str, list[str]] = {
     "no plugin": ["-p", "no:seedscope"],
@@ -127,41 +102,10 @@ def write_suite(root: Path, package: Path) -> None:
     (root / "pytest.ini").write_text("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
 
 
-def run_once(
-    root: Path, args: list[str], env: dict[str, str], clock: str, freeze: str, torch: str
-) -> tuple[float, int]:
-    result_file = root / "result.json"
-    env = dict(
-        env,
-        BENCH_RESULT=str(result_file),
-        BENCH_CLOCK=clock,
-        BENCH_GC_FREEZE=freeze,
-        BENCH_TORCH=torch,
-    )
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", *COMMON, *args, "test_contract.py"],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"pytest {' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr}")
-    result = json.loads(result_file.read_text())
-    return float(result["seconds"]), int(result["tests"])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument(
-        "--clock",
-        choices=("wall", "cpu"),
-        default="cpu",
-        help="cpu (default): the pytest process's CPU time, steady on a shared machine; "
-        "wall: perf_counter",
-    )
+    add_clock_options(parser)
     parser.add_argument(
         "--torch",
         dest="torch",
@@ -172,22 +116,13 @@ def main() -> None:
         "the leak check reads torch's settings and scopes seed torch too",
     )
     parser.add_argument(
-        "--no-gc-freeze",
-        dest="gc_freeze",
-        action="store_const",
-        const="0",
-        default="1",
-        help="leave long-lived objects to the cyclic GC (noisier)",
-    )
-    parser.add_argument(
         "--cache",
         type=Path,
         default=Path.home() / ".cache" / "seedscope-bench",
         help="where pip download puts the wheel when opt_einsum is not installed",
     )
     options = parser.parse_args()
-    env = {key: value for key, value in os.environ.items() if key != "PYTEST_ADDOPTS"}
-    env.pop("SEEDSCOPE_SEED", None)
+    env = dict(clean_environment(options.clock, options.gc_freeze), BENCH_TORCH=options.torch)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "suite"
         root.mkdir()
@@ -200,14 +135,13 @@ def main() -> None:
             )
             source = f"{PACKAGE} {VERSION}, from its wheel"
         write_suite(root, package)
-        run = (options.clock, options.gc_freeze, options.torch)
         times: dict[str, list[float]] = {name: [] for name in CONFIGS}
         tests = 0
         for args in CONFIGS.values():  # warm the file system and the bytecode caches
-            _, tests = run_once(root, args, env, *run)
+            _, tests = run_timed(root, [*NO_RANDOMLY, *args], env)
         for _ in range(options.rounds):
             for name, args in CONFIGS.items():
-                seconds, collected = run_once(root, args, env, *run)
+                seconds, collected = run_timed(root, [*NO_RANDOMLY, *args], env)
                 if collected != tests:
                     raise SystemExit(f"{name}: collected {collected} tests, not {tests}")
                 times[name].append(seconds)
@@ -231,23 +165,17 @@ def main() -> None:
     failed = []
     base = times["no plugin"]
     for name, samples in times.items():
-        per_test = sorted((t - b) / tests * 1e6 for t, b in zip(samples, base, strict=True))
-        added = statistics.median(per_test)
-        quartiles = statistics.quantiles(per_test, n=4) if len(per_test) > 1 else [0.0] * 3
-        noise = (quartiles[2] - quartiles[0]) / 2
+        added, noise = added_per_test(samples, base, tests)
         target = TARGETS_US.get(name)
-        verdict = ""
+        shown_verdict = ""
         if target is not None:
-            met = added < target if name == "defaults" else added <= target
-            verdict = f"{'<' if name == 'defaults' else '<='} {target:g}" + (
-                " ok" if met else " MISSED"
-            )
+            shown_verdict, met = verdict(added, target, under=name == "defaults")
             if not met:
                 failed.append(name)
         shown = "" if name == "no plugin" else f"{added:.1f} ± {noise:.1f}"
         median = statistics.median(samples)
         ratio = median / statistics.median(base)
-        print(f"| {name:<20} | {median:>10.2f} | {shown:>19} | {ratio:5.3f} | {verdict} |")
+        print(f"| {name:<20} | {median:>10.2f} | {shown:>19} | {ratio:5.3f} | {shown_verdict} |")
     if failed:
         raise SystemExit(f"missed targets: {', '.join(failed)}")
 
