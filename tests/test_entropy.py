@@ -11,20 +11,18 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import pickle
 import signal
 import threading
-import traceback
 import warnings
 from collections.abc import Callable, Generator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 from _cli import environment, python, seedscope, write
-from _subprocess import run_json
+from _subprocess import in_child, run_json
 
 from seedscope import (
     ConcurrentScopesWarning,
@@ -36,8 +34,6 @@ from seedscope import (
     isolated,
     private_stream,
 )
-
-_T = TypeVar("_T")
 
 
 def entropy(seed: int, n: int) -> int:
@@ -448,30 +444,6 @@ def test_a_thread_uses_its_own_innermost_entry() -> None:
     assert main == seeded_draw(entropy(1, 0))  # neither thread advanced this entry's count
     assert drawn["scoped"] == seeded_draw(entropy(2, 0))
     assert drawn["bare"] not in {seeded_draw(entropy(s, n)) for s in (1, 2) for n in range(3)}
-
-
-def in_child(work: Callable[[], _T]) -> _T:
-    """Fork, run ``work`` in the child, and return what it returned there."""
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child
-        status = 1
-        try:
-            os.close(read)
-            with os.fdopen(write, "wb") as pipe:
-                pickle.dump(work(), pipe)
-            status = 0
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            os._exit(status)
-    os.close(write)
-    with os.fdopen(read, "rb") as pipe:
-        data = pipe.read()
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0, "the child failed: see its traceback"
-    result: _T = pickle.loads(data)
-    return result
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")

@@ -11,27 +11,25 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
-import pickle
 import random
 import signal
 import sys
 import threading
-import traceback
 import warnings
 from collections.abc import Callable, Generator
 from contextlib import ExitStack
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 from _recording import SeedRecorder
+from _subprocess import in_child
 
 from seedscope import Source, derive_seed, deterministic, isolated
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 
-_T = TypeVar("_T")
 
 Draw = tuple[float, float, float]
 
@@ -54,30 +52,6 @@ def recipe(seed: int) -> Draw:
 def forked(seed: int, n: int) -> Draw:
     """What the ``n``-th child forked inside an entry seeded with ``seed`` draws first."""
     return recipe(derive_seed(seed, "fork", n))
-
-
-def in_child(work: Callable[[], _T]) -> _T:
-    """Fork, run ``work`` in the child, and return what it returned there."""
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child
-        status = 1
-        try:
-            os.close(read)
-            with os.fdopen(write, "wb") as pipe:
-                pickle.dump(work(), pipe)
-            status = 0
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            os._exit(status)
-    os.close(write)
-    with os.fdopen(read, "rb") as pipe:
-        data = pipe.read()
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0, "the child failed: see its traceback"
-    result: _T = pickle.loads(data)
-    return result
 
 
 def fork_and_draw() -> Draw:

@@ -16,28 +16,9 @@ import subprocess
 import sys
 
 import pytest
+from _plugin_projects import CONFTEST, QUIET, Log, new_project, read_log
 
 from seedscope import derive_seed
-
-# A conftest for the generated projects: ``record(*values)`` appends the test's
-# node id and the values to log.jsonl, so a run's draws can be read back.
-CONFTEST = """
-import json
-import pathlib
-
-import pytest
-
-LOG = pathlib.Path(__file__).with_name("log.jsonl")
-
-
-@pytest.fixture
-def record(request):
-    def write(*values):
-        with LOG.open("a") as f:
-            f.write(json.dumps([request.node.nodeid, *values]) + "\\n")
-
-    return write
-"""
 
 # Four tests that log their seed and two draws, one of them failing.
 DRAWS = """
@@ -65,31 +46,16 @@ def test_fails(record, seedscope_scope):
     assert False
 """
 
-Log = dict[str, list[object]]
-# Outside plugins that would change what is measured: pytest-randomly
-# reseeds and reorders; the cache would carry 'last' between tests.
-# Hypothesis's plugin would re-import hypothesis in every in-process run.
-QUIET = ("-p", "no:randomly", "-p", "no:cacheprovider", "-p", "no:hypothesispytest")
+# QUIET leaves out outside plugins that would change what is measured:
+# pytest-randomly reseeds and reorders; the cache would carry 'last' between
+# tests; Hypothesis's plugin would re-import hypothesis in every in-process run.
 NO_HYPOTHESIS = ("-p", "no:hypothesispytest")
 USAGE_ERROR = pytest.ExitCode.USAGE_ERROR
 
 
 @pytest.fixture
 def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
-    monkeypatch.delenv("SEEDSCOPE_SEED", raising=False)
-    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
-    pytester.makeconftest(CONFTEST)
-    return pytester
-
-
-def read_log(pytester: pytest.Pytester, *, clear: bool = True) -> Log:
-    path = pytester.path / "log.jsonl"
-    if not path.exists():
-        return {}
-    entries = [json.loads(line) for line in path.read_text().splitlines()]
-    if clear:
-        path.unlink()
-    return {entry[0]: entry[1:] for entry in entries}
+    return new_project(pytester, monkeypatch)
 
 
 def expected_draws(seed: int, n: int = 2) -> list[float]:

@@ -10,36 +10,17 @@ in fresh interpreters.
 
 from __future__ import annotations
 
-import json
 import random
 import re
 import shlex
 
 import pytest
+from _plugin_projects import CONFTEST, QUIET, new_project, read_log
 
 from seedscope import derive_seed
 
 np = pytest.importorskip("numpy")
 torch = pytest.importorskip("torch")
-
-CONFTEST = """
-import json
-import pathlib
-import random
-
-import pytest
-
-LOG = pathlib.Path(__file__).with_name("log.jsonl")
-
-
-@pytest.fixture
-def record(request):
-    def write(*values):
-        with LOG.open("a") as f:
-            f.write(json.dumps([request.node.nodeid, *values]) + "\\n")
-
-    return write
-"""
 
 # Draws at import from each global generator, in a class body and in a
 # parametrize list (so the node ids themselves depend on the draws).
@@ -84,25 +65,12 @@ def test_other(record):
     record(A)
 """
 
-QUIET = ("-p", "no:randomly", "-p", "no:cacheprovider", "-p", "no:hypothesispytest")
 OUTSIDE = (*QUIET, "-W", "always::seedscope.SeedscopeWarning")
 
 
 @pytest.fixture
 def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
-    monkeypatch.delenv("SEEDSCOPE_SEED", raising=False)
-    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
-    pytester.makeconftest(CONFTEST)
-    return pytester
-
-
-def read_log(pytester: pytest.Pytester) -> dict[str, list[object]]:
-    path = pytester.path / "log.jsonl"
-    if not path.exists():
-        return {}
-    entries = [json.loads(line) for line in path.read_text().splitlines()]
-    path.unlink()
-    return {entry[0]: entry[1:] for entry in entries}
+    return new_project(pytester, monkeypatch)
 
 
 def module_values(seed: int) -> tuple[float, float, float]:
@@ -167,6 +135,8 @@ def test_global_state_is_restored_after_collection(project: pytest.Pytester) -> 
     project.makeconftest(
         CONFTEST
         + """
+import random
+
 import numpy as np
 import torch
 
