@@ -38,6 +38,7 @@ if all(importlib.util.find_spec(name) for name in ("numpy", "torch")):
         tf32_settings,
         torch_flags,
     )
+    from _recording import late_recorder  # noqa: F401  (a fixture the tests share)
 else:
     collect_ignore = sorted(
         path.name

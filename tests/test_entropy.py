@@ -182,18 +182,25 @@ EVERY_CONSTRUCTOR = """
 """
 
 
-def test_the_same_code_under_the_same_seed_repeats_in_another_process() -> None:
+@pytest.fixture(scope="module")
+def two_processes() -> tuple[Any, Any]:
+    """What ``EVERY_CONSTRUCTOR`` under seed 42 prints in each of two fresh interpreters."""
     code = EVERY_CONSTRUCTOR.replace("SEED", "42")
-    first, second = run_json(code), run_json(code)
+    return run_json(code), run_json(code)
+
+
+def test_the_same_code_under_the_same_seed_repeats_in_another_process(
+    two_processes: tuple[Any, Any],
+) -> None:
+    first, second = two_processes
     assert first["inside"] == second["inside"]
     assert len(set(map(str, first["inside"]))) == len(first["inside"])  # all distinct
     assert first["inside"][0] == seeded_draw(entropy(42, 0))
     assert first["inside"][9:11] == [entropy(42, 9), entropy(42, 10)]
 
 
-def test_outside_scopes_every_process_takes_os_entropy() -> None:
-    code = EVERY_CONSTRUCTOR.replace("SEED", "42")
-    first, second = run_json(code), run_json(code)
+def test_outside_scopes_every_process_takes_os_entropy(two_processes: tuple[Any, Any]) -> None:
+    first, second = two_processes
     for mine, theirs in zip(first["outside"], second["outside"], strict=True):
         assert mine != theirs
 
@@ -537,6 +544,7 @@ def test_an_unseeded_default_rng_for_augmentation_is_reproducible_under_seedscop
     assert runs[0].stdout == runs[1].stdout
     assert len(set(runs[0].stdout.splitlines())) == 3  # each batch augmented differently
     other_seed = seedscope("run", "--seed", "4", "augment.py", cwd=tmp_path)
+    assert other_seed.returncode == 0, other_seed.stderr
     assert other_seed.stdout != runs[0].stdout
     plain = [python("augment.py", cwd=tmp_path, env=environment()) for _ in range(2)]
     assert plain[0].stdout != plain[1].stdout  # under plain python, OS entropy as ever

@@ -22,7 +22,7 @@ import subprocess
 import sys
 
 import pytest
-from _subprocess import run_json
+from _subprocess import in_child, run_json
 
 from seedscope import derive_seed, deterministic, isolated
 from seedscope.sources.environ import _RING as RING
@@ -171,25 +171,10 @@ def test_a_scope_without_a_seed_passes_on_the_seed_it_read(
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_child_forked_inside_a_scope_passes_on_its_own_seed() -> None:
     # The fork handler reseeds the child with a seed of its own: its children get that.
-    result = run_json(
-        """
-        import json, os
-        from seedscope import deterministic, derive_seed
-
-        with deterministic(7):
-            read, write = os.pipe()
-            pid = os.fork()
-            if pid == 0:
-                os.write(write, os.environ["SEEDSCOPE_SEED"].encode())
-                os._exit(0)
-            os.waitpid(pid, 0)
-            child = os.read(read, 64).decode()
-            parent = os.environ["SEEDSCOPE_SEED"]
-        print(json.dumps([parent, child, str(derive_seed(7, "fork", 1))]))
-        """
-    )
-    parent, child, expected = result
-    assert (parent, child) == ("7", expected)
+    with deterministic(7):
+        child = in_child(lambda: os.environ[SEED])
+        parent = os.environ[SEED]
+    assert (parent, child) == ("7", str(derive_seed(7, "fork", 1)))
 
 
 def test_a_spawned_multiprocessing_child_sees_the_seed_inside_a_scope_and_nothing_after() -> None:

@@ -234,25 +234,18 @@ def test_the_workers_of_a_fork_pool_made_in_a_scope_draw_distinct_streams_in_eve
 
 
 def test_a_library_first_imported_in_the_child_is_seeded_from_the_childs_own_seed(
-    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+    late_recorder: SeedRecorder,
 ) -> None:
     """numpy 2 imports numpy.random only when first used: a child may be the first."""
-    module = "seedscope_fork_fresh_module"
-    (tmp_path / f"{module}.py").write_text("import random\nVALUE = random.Random(0)\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-
-    recorder = SeedRecorder(module)
 
     def import_and_report() -> list[int]:
-        __import__(module)
-        return recorder.seeds
+        __import__(late_recorder.module)
+        return late_recorder.seeds
 
-    with deterministic(42, sources=["python", recorder]) as entry:
+    with deterministic(42, sources=["python", late_recorder]):
         children = [in_child(import_and_report) for _ in range(2)]
-        first = derive_seed(42, "fork", 1)
-        assert entry.seed == 42
-    assert module not in sys.modules
-    assert children == [[first], [derive_seed(42, "fork", 2)]]
+    assert late_recorder.module not in sys.modules
+    assert children == [[derive_seed(42, "fork", n)] for n in (1, 2)]
 
 
 def test_a_child_of_a_child_draws_other_streams_than_its_parents_siblings() -> None:

@@ -12,9 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import sys
-from collections.abc import AsyncGenerator, Generator, Iterator
-from pathlib import Path
+from collections.abc import AsyncGenerator, Callable, Generator, Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -47,6 +45,26 @@ def caller_draws(seed: int, count: int) -> list[Draw]:
     """What the caller's streams give after ``seed_caller(seed)``, with no scope in between."""
     seed_caller(seed)
     return [draw() for _ in range(count)]
+
+
+def assert_caller_draws_between_steps(
+    values: Callable[[], Iterable[Draw]],
+    expected: list[Draw],
+    check: Callable[[], object] = lambda: None,
+) -> None:
+    """Step through ``values()`` with the caller drawing after each step: the steps give
+    ``expected`` and the caller what it gives alone; at each step no scope is current
+    and ``check()`` passes."""
+    expected_caller = caller_draws(7, len(expected))
+    seed_caller(7)
+    got, caller = [], []
+    for value in values():
+        assert current_scope() is None
+        check()
+        got.append(value)
+        caller.append(draw())
+    assert got == expected
+    assert caller == expected_caller
 
 
 def test_isolated_held_across_a_yield_restores_everything_at_the_end() -> None:
@@ -93,19 +111,13 @@ def test_a_generator_holding_scopes_draws_what_its_body_draws_run_straight_throu
     def values() -> Generator[Draw, None, None]:
         yield from body_with_held_scopes()
 
-    expected = straight_through()
-    expected_caller = caller_draws(7, len(expected))
-    seed_caller(7)
+    # The caller's own state at every yield: no scope, its hash seed, its streams.
     hash_seed = os.environ.get("PYTHONHASHSEED")
-    got, caller = [], []
-    for value in values():
-        # The caller's own state at every yield: no scope, its hash seed, its streams.
-        assert current_scope() is None
+
+    def same_hash_seed() -> None:
         assert os.environ.get("PYTHONHASHSEED") == hash_seed
-        got.append(value)
-        caller.append(draw())
-    assert got == expected
-    assert caller == expected_caller
+
+    assert_caller_draws_between_steps(values, straight_through(), same_hash_seed)
 
 
 def test_the_caller_sees_its_own_scope_at_every_yield() -> None:
@@ -188,17 +200,10 @@ def test_a_private_stream_decorating_a_generator_suspends_the_scopes_it_holds() 
     def values() -> Generator[Draw, None, None]:
         yield from body_with_held_scopes()
 
-    expected = straight_through()
-    expected_caller = caller_draws(7, len(expected))
-    seed_caller(7)
-    got, caller = [], []
-    for value in values():
-        assert current_scope() is None
+    def not_active() -> None:
         assert not stream_values.active
-        got.append(value)
-        caller.append(draw())
-    assert got == expected
-    assert caller == expected_caller
+
+    assert_caller_draws_between_steps(values, straight_through(), not_active)
 
 
 def test_a_private_stream_held_across_yields_continues_and_leaves_the_caller_alone() -> None:
@@ -212,15 +217,7 @@ def test_a_private_stream_held_across_yields_continues_and_leaves_the_caller_alo
 
     with private_stream(3):
         expected = [draw() for _ in range(4)]
-    expected_caller = caller_draws(7, 4)
-    seed_caller(7)
-    got, caller = [], []
-    for value in values():
-        assert current_scope() is None
-        got.append(value)
-        caller.append(draw())
-    assert got == expected
-    assert caller == expected_caller
+    assert_caller_draws_between_steps(values, expected)
     assert not stream.active
 
 
@@ -301,17 +298,14 @@ def test_a_task_created_inside_a_scope_it_then_suspends_sees_the_enclosing_with_
 
 
 def test_an_import_in_a_child_task_is_not_seeded_for_a_suspended_parent(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    late_recorder: SeedRecorder,
 ) -> None:
-    module = "seedscope_fresh_module_for_a_child_task"
-    (tmp_path / f"{module}.py").write_text("VALUE = 1\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    recorder = SeedRecorder(module)
+    recorder = late_recorder
     scope = deterministic(3, sources=["python", recorder])
 
     async def child() -> list[int]:
         await asyncio.sleep(0)
-        __import__(module)
+        __import__(recorder.module)
         return list(recorder.seeds)
 
     @scope
@@ -323,33 +317,22 @@ def test_an_import_in_a_child_task_is_not_seeded_for_a_suspended_parent(
         async with isolated(sources=[recorder]):
             return await parent()
 
-    try:
-        seeded_at_import = asyncio.run(main())
-    finally:
-        sys.modules.pop(module, None)
+    seeded_at_import = asyncio.run(main())
     assert seeded_at_import == []
     # The parent's next step seeds it for the parent's own state, as after any import.
     assert recorder.seeds == [3]
 
 
 def test_a_module_imported_inside_the_step_itself_is_still_seeded(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    late_recorder: SeedRecorder,
 ) -> None:
-    module = "seedscope_fresh_module_for_a_step"
-    (tmp_path / f"{module}.py").write_text("VALUE = 1\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    recorder = SeedRecorder(module)
-
-    @deterministic(3, sources=["python", recorder])
+    @deterministic(3, sources=["python", late_recorder])
     async def parent() -> None:
         await asyncio.sleep(0)
-        __import__(module)
+        __import__(late_recorder.module)
 
-    try:
-        asyncio.run(parent())
-    finally:
-        sys.modules.pop(module, None)
-    assert recorder.seeds == [3]
+    asyncio.run(parent())
+    assert late_recorder.seeds == [3]
 
 
 @pytest.mark.parametrize("make_scope", [isolated, lambda: deterministic(4)])

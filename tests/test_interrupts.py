@@ -9,6 +9,7 @@ line by line; a timer signal shows it at random moments.
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import signal
@@ -170,9 +171,9 @@ def test_an_interrupt_at_any_line_of_the_engine_leaves_no_state_behind(
     run()  # import and cache everything once, so every run takes the same path
     before = snapshot()
     landed = left_active = 0
-    raised: BaseException | None = None
     for n in range(1, 100_000):
         tracer = RaiseAtLine(n)
+        raised: BaseException | None = None
         sys.settrace(tracer)
         try:
             run()
@@ -193,27 +194,31 @@ def test_an_interrupt_at_any_line_of_the_engine_leaves_no_state_behind(
     assert left_active < landed / 10
 
 
+class InterruptsRestore(Source):
+    """A source with no state: its first ``times`` restores raise ``KeyboardInterrupt``."""
+
+    name = "interrupts-restore"
+
+    def __init__(self, times: float) -> None:
+        self.times = times
+        self.restores = 0
+
+    def capture(self) -> Any:
+        return None
+
+    def seed(self, seed: int) -> None:
+        pass
+
+    def restore(self, state: Any) -> None:
+        self.restores += 1
+        if self.restores <= self.times:
+            raise KeyboardInterrupt
+
+
 def test_an_interrupt_during_one_sources_restore_still_restores_the_others(
     snapshot: Callable[[], GlobalState],
 ) -> None:
-    class InterruptOnce(Source):
-        name = "interrupt-once"
-
-        def __init__(self) -> None:
-            self.restores = 0
-
-        def capture(self) -> Any:
-            return None
-
-        def seed(self, seed: int) -> None:
-            pass
-
-        def restore(self, state: Any) -> None:
-            self.restores += 1
-            if self.restores == 1:
-                raise KeyboardInterrupt
-
-    interrupting = InterruptOnce()
+    interrupting = InterruptsRestore(times=1)
     before = snapshot()
     # Restored last-captured first: the interrupt comes before python's restore.
     scope = deterministic(1, strict=True, sources=["python", "numpy", "torch", interrupting])
@@ -227,23 +232,7 @@ def test_an_interrupt_during_one_sources_restore_still_restores_the_others(
 def test_a_source_that_always_interrupts_is_reported_after_three_tries(
     snapshot: Callable[[], GlobalState],
 ) -> None:
-    class AlwaysInterrupts(Source):
-        name = "always"
-
-        def __init__(self) -> None:
-            self.restores = 0
-
-        def capture(self) -> Any:
-            return None
-
-        def seed(self, seed: int) -> None:
-            pass
-
-        def restore(self, state: Any) -> None:
-            self.restores += 1
-            raise KeyboardInterrupt
-
-    interrupting = AlwaysInterrupts()
+    interrupting = InterruptsRestore(times=math.inf)
     before = snapshot()
     with pytest.raises(KeyboardInterrupt), deterministic(1, sources=["python", interrupting]):
         random.random()

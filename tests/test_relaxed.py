@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import os
-import pickle
 import random
 import warnings
 from collections.abc import Generator, Iterator
@@ -18,7 +17,7 @@ from collections.abc import Generator, Iterator
 import numpy as np
 import pytest
 import torch
-from _subprocess import run_json
+from _subprocess import in_child, run_json
 
 import seedscope
 from seedscope import (
@@ -147,21 +146,10 @@ def test_relaxed_is_transparent_to_current_scope_and_binds_its_own_entry() -> No
             assert current_scope() is inner
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_fork_inside_relaxed_is_reseeded_by_the_scope_around_it() -> None:
-    if not hasattr(os, "fork"):
-        pytest.skip("needs os.fork")
     with deterministic(5, strict=True), relaxed():
-        read, write = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the child: always ends here
-            try:
-                os.write(write, pickle.dumps((random.random(), float(np.random.rand()))))
-            finally:
-                os._exit(0)
-        os.close(write)
-        with os.fdopen(read, "rb") as pipe:
-            child = pickle.loads(pipe.read())
-        os.waitpid(pid, 0)
+        child = in_child(lambda: (random.random(), float(np.random.rand())))
     seed = derive_seed(5, "fork", 1)
     assert child == (random.Random(seed).random(), float(np.random.RandomState(seed).rand()))
 
