@@ -23,6 +23,7 @@ from pathlib import Path
 
 from _machine import machine_line
 
+from seedscope._trace import _hook
 from seedscope._trace._format import summary
 from seedscope._verify import _tracing
 
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="seedscope-bench-trace-") as scratch:
         traced = dict(os.environ)
         (path,) = _tracing(traced, scratch, 1, locate=True)
-        traced["_SEEDSCOPE_TRACE_FILE"] = path
+        traced[_hook.FILE] = path
         for round_ in range(args.rounds + 1):
             order = ["untraced", "traced"] if round_ % 2 else ["traced", "untraced"]
             for name in order:

@@ -84,9 +84,15 @@ def _summary(value: Any) -> str | None:
         count = value.size
     else:
         return None
+    return _shape_summary(type(value).__name__, value.shape, value.dtype, count)
+
+
+def _shape_summary(kind: str, shape: Any, dtype: Any, count: int) -> str | None:
+    """What a report shows for a tensor or array of ``count`` elements: None when it has
+    few enough to be shown whole."""
     if count <= 8:
         return None
-    return f"<{type(value).__name__} of shape {tuple(value.shape)}, dtype {value.dtype}>"
+    return f"<{kind} of shape {tuple(shape)}, dtype {dtype}>"
 
 
 def format_value(value: Any, limit: int = 200) -> str:

@@ -35,7 +35,16 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any, TextIO, TypeVar, cast
 
-from ._compare import MISSING, Mismatch, _index, _key, _unravel, find_mismatch, format_value
+from ._compare import (
+    MISSING,
+    Mismatch,
+    _index,
+    _key,
+    _shape_summary,
+    _unravel,
+    find_mismatch,
+    format_value,
+)
 from ._seed import SEED_ENV_VAR
 from ._trace import _hook
 from ._trace._compare import compare_traces
@@ -662,8 +671,9 @@ class _Npz(_Archive):
     def value(self, name: str) -> Any:
         """A member's array, or for one of more than 8 elements what format_value shows."""
         with self.array(name) as (stream, header):
-            if header.count > 8:
-                return _Summary(f"<ndarray of shape {header.shape}, dtype {header.dtype}>")
+            text = _shape_summary("ndarray", header.shape, header.dtype, header.count)
+            if text is not None:
+                return _Summary(text)
             return _read_array(stream, header, self.numpy)
 
 

@@ -21,6 +21,7 @@ from _cli import (
     seedscope,
     write,
 )
+from _verify_runs import verify_versions
 
 from seedscope._verify import _CHUNK, _first_difference, _text_difference
 
@@ -187,16 +188,6 @@ def test_usage_errors_exit_2_with_a_clear_message(
 
 # -- big files: compared a chunk at a time -------------------------------------------------
 
-# Copies run 1's or run 2's version of each file in v1/ or v2/ into place.
-COPY_INTO_PLACE = """
-    import pathlib, shutil
-    counter = pathlib.Path("count.txt")
-    run = int(counter.read_text()) + 1 if counter.exists() else 1
-    counter.write_text(str(run))
-    for made in sorted(pathlib.Path(f"v{min(run, 2)}").iterdir()):
-        shutil.copyfile(made, made.name)
-"""
-
 SMALL_CHUNK = 16
 DATA = bytes(range(7, 57))  # 50 bytes: three chunks of 16 and two bytes more
 
@@ -256,11 +247,9 @@ def test_verify_names_the_first_differing_byte_of_files_larger_than_a_chunk(
 ) -> None:
     first = (bytes(range(256)) * (BIG // 256 + 1))[:BIG]
     second = first[:_CHUNK] if change is None else changed(first, change)
-    for run, content in ((1, first), (2, second)):
-        (tmp_path / f"v{run}").mkdir()
-        (tmp_path / f"v{run}" / "blob.bin").write_bytes(content)
-    write(tmp_path / "place.py", COPY_INTO_PLACE)
-    result = seedscope("verify", "--compare", "blob.bin", "--", PY, "place.py", cwd=tmp_path)
+    result = verify_versions(
+        tmp_path, "blob.bin", lambda path, run: path.write_bytes(first if run == 1 else second)
+    )
     assert result.returncode == 1, result.stdout + result.stderr
     assert f"  blob.bin: {expected}\n" in result.stdout
 

@@ -18,18 +18,12 @@ import numpy as np
 import pytest
 import torch
 from _cli import assert_no_seedscope_traceback, compare_in_fresh_process, seedscope, write
+from _verify_runs import COPY_INTO_PLACE, verify_versions
+
+from seedscope._compare import format_value
 
 PY = sys.executable
 FILES = ("weights.pt", "array.npy", "arrays.npz")
-
-COPY_INTO_PLACE = """
-    import pathlib, shutil
-    counter = pathlib.Path("count.txt")
-    run = int(counter.read_text()) + 1 if counter.exists() else 1
-    counter.write_text(str(run))
-    for made in sorted(pathlib.Path(f"v{min(run, 2)}").iterdir()):
-        shutil.copyfile(made, made.name)
-"""
 
 
 def weights() -> dict[str, object]:
@@ -121,6 +115,24 @@ def test_structural_differences_are_named(tmp_path: Path) -> None:
     assert "  array.npy: the array: dtypes differ:\n" in result.stdout
 
 
+@pytest.mark.parametrize("shape", [(2, 4), (3, 3)])  # 8 elements: shown whole; 9: by shape
+def test_an_npz_key_in_one_run_only_is_shown_as_format_value_shows_its_array(
+    tmp_path: Path, shape: tuple[int, int]
+) -> None:
+    only = np.arange(shape[0] * shape[1], dtype=np.float64).reshape(shape)
+
+    def make(path: Path, run: int) -> None:
+        np.savez(path, kept=np.ones(2), **({"only": only} if run == 1 else {}))
+
+    result = verify_versions(tmp_path, "arrays.npz", make)
+    assert result.returncode == 1, result.stdout + result.stderr
+    shown = format_value(only)
+    assert shown.startswith("<ndarray of shape (3, 3)" if shape == (3, 3) else "array([[0.")
+    assert (
+        f'  arrays.npz: ["only"]: key in one run only:\n    run 1: {shown}\n    run 2: <missing>\n'
+    ) in result.stdout
+
+
 def test_an_unreadable_tensor_file_is_reported_not_raised(tmp_path: Path) -> None:
     def corrupt(v2: Path) -> None:
         (v2 / "weights.pt").write_bytes(b"PK\x03\x04 not really a zip")
@@ -170,17 +182,6 @@ def npy_bytes(values: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def verify_archives(
-    tmp_path: Path, name: str, make: Callable[[Path, int], None]
-) -> subprocess.CompletedProcess[str]:
-    """verify over two runs, each writing ``name`` as ``make(path, run)`` made it."""
-    for run in (1, 2):
-        (tmp_path / f"v{run}").mkdir()
-        make(tmp_path / f"v{run}" / name, run)
-    write(tmp_path / "place.py", COPY_INTO_PLACE)
-    return seedscope("verify", "--compare", name, "--", PY, "place.py", cwd=tmp_path)
-
-
 TIB = 1 << 40
 
 
@@ -195,7 +196,7 @@ def test_an_npz_member_whose_npy_header_declares_a_huge_array_is_refused_with_ex
                     member.write(bytes(1 << 20))  # 16 MiB of zeros deflate to 16 KiB
             archive.writestr("small.npy", npy_bytes(np.full(3, float(run))))
 
-    result = verify_archives(tmp_path, "arrays.npz", make)
+    result = verify_versions(tmp_path, "arrays.npz", make)
     assert (tmp_path / "arrays.npz").stat().st_size < 100_000
     assert result.returncode == 3, result.stdout + result.stderr
     assert (
@@ -227,7 +228,7 @@ def test_an_archive_member_whose_zip_entry_declares_a_huge_size_is_refused_with_
             big = next(i for i in archive.filelist if i.filename.endswith(("big.npy", "data/0")))
             big.file_size = TIB  # what the central directory will declare
 
-    result = verify_archives(tmp_path, name, make)
+    result = verify_versions(tmp_path, name, make)
     assert result.returncode == 3, result.stdout + result.stderr
     member = "big.npy" if kind == "npz" else "weights/data/0"
     assert (
@@ -245,7 +246,7 @@ def test_an_npz_member_holding_less_than_its_header_declares_cannot_be_loaded(
         with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
             archive.writestr("short.npy", npy_header((1 << 27,)) + bytes(8 * run))  # 1 GiB declared
 
-    result = verify_archives(tmp_path, "arrays.npz", make)
+    result = verify_versions(tmp_path, "arrays.npz", make)
     assert result.returncode == 1, result.stdout + result.stderr
     assert (
         "(cannot load it as a numpy .npz archive file: ValueError: member short.npy: the "

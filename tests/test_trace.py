@@ -18,6 +18,7 @@ torch = pytest.importorskip("torch")
 np = pytest.importorskip("numpy")
 nn = torch.nn
 
+import seedscope  # noqa: E402
 from seedscope import Divergence, compare_traces, trace  # noqa: E402
 from seedscope._trace._format import (  # noqa: E402
     ARGUMENTS,
@@ -221,6 +222,11 @@ def test_identical_runs_compare_equal(tmp_path: Path) -> None:
     first, second = traced(tmp_path, "a", body), traced(tmp_path, "b", body)
     assert compare_traces(first, second) is None
     assert summary(first).ops > 20
+    assert summary(first).metadata == {
+        "seedscope": seedscope.__version__,
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+    }
 
 
 def test_equal_inputs_with_different_outputs_make_a_nondeterministic_op(tmp_path: Path) -> None:

@@ -69,25 +69,16 @@ class trace:  # lowercase: used as a function, ``with seedscope.trace(path):``
             raise RuntimeError(f"this trace of {self.path} is already recording")
         if "torch" not in sys.modules:
             try:
-                import torch
+                import torch  # noqa: F401  (recorded, and named in the header)
             except ImportError:
                 raise ImportError(
                     "seedscope.trace records torch operations, and torch is not installed"
                 ) from None
-        from .. import __version__
-        from ._format import TraceWriter
+        from ._format import TraceWriter, metadata
         from ._record import Recorder
 
-        torch = sys.modules["torch"]
         try:
-            writer = TraceWriter(
-                self.path,
-                {
-                    "seedscope": __version__,
-                    "python": sys.version.split()[0],
-                    "torch": torch.__version__,
-                },
-            )
+            writer = TraceWriter(self.path, metadata())
         except OSError as exc:
             raise OSError(
                 exc.errno, f"cannot write the trace {self.path}: {exc.strerror or exc}"

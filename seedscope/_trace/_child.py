@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import atexit
 import os
-import sys
 import types
 from typing import Any
 
-from ._format import TraceWriter
+from ._format import TraceWriter, metadata
 
 __all__ = ["record_ops", "watch_scopes"]
 
@@ -26,21 +25,10 @@ _seeds: set[int | None] = set()
 _abandoned = False  # in a forked child: never write
 
 
-def _metadata() -> dict[str, Any]:
-    from .. import __version__
-
-    torch = sys.modules.get("torch")
-    return {
-        "seedscope": __version__,
-        "python": sys.version.split()[0],
-        "torch": getattr(torch, "__version__", None),
-    }
-
-
 def _open(path: str) -> TraceWriter:
     global _writer
     if _writer is None:
-        _writer = TraceWriter(path, _metadata(), eager=False)
+        _writer = TraceWriter(path, metadata(), eager=False)
         atexit.register(_close)
         if hasattr(os, "register_at_fork"):
             os.register_at_fork(after_in_child=_forked)

@@ -162,8 +162,7 @@ def _describe(op: Op | None, ended_after: int) -> str:
     if op is None:
         return f"ended after {ended_after} ops"
     where = f" at {op.location}" if op.location else ""
-    phase = "backward" if op.backward else "forward"
-    return f"{op.name} ({phase}){where}"
+    return f"{op.name} ({op.phase}){where}"
 
 
 def _why(a: Op, b: Op) -> tuple[bool | None, str | None]:
@@ -250,75 +249,64 @@ def _walk(a: _Side, b: _Side, runs: tuple[int, int]) -> Divergence | None:
             for name in GENERATORS:
                 if name in parted or name not in a.states or name not in b.states:
                     continue
-                start = a.initial.get(name, b"") != b.initial.get(name, b"")
                 if a.states[name] != b.states[name]:
                     (at_a, where_a), (at_b, where_b) = a.changed[name], b.changed[name]
                     before, where = (at_a, where_a) if at_a >= at_b else (at_b, where_b)
                     at = f" at {where}" if where else ""
                     parted[name] = (
                         f"from the start (first seen{at})"
-                        if start
+                        if a.initial.get(name, b"") != b.initial.get(name, b"")
                         else f"from before op {before} on (first seen{at})"
                     )
-        if x is None and y is None:
-            return None
-        generators = {
-            name: a.states[name] == b.states[name]
-            for name in GENERATORS
-            if name in a.states and name in b.states
-        }
-        origins = {name: parted[name] for name, same in generators.items() if not same}
-        if x is None or y is None:
-            op = x or y
-            assert op is not None
-            return Divergence(
-                index,
-                op.name,
-                "backward" if op.backward else "forward",
-                op.module,
-                op.location,
-                "one run ended",
-                None,
-                f"run {runs[0] if x is None else runs[1]} ended after {index} ops, "
-                f"the other went on",
-                generators,
-                origins,
-                _describe(x, index),
-                _describe(y, index),
-                runs,
-            )
-        if x.name != y.name or x.backward != y.backward:
-            return Divergence(
-                index,
-                x.name,
-                "backward" if x.backward else "forward",
-                x.module,
-                x.location,
-                "operations differ",
-                None,
-                "the runs took different paths through the program here (a branch or loop "
-                "that depends on a value that differed, outside torch operations)",
-                generators,
-                origins,
-                _describe(x, index),
-                _describe(y, index),
-                runs,
-            )
-        if x.outputs != y.outputs:
-            equal, origin = _why(x, y)
-            return Divergence(
-                index,
-                x.name,
-                "backward" if x.backward else "forward",
-                x.module,
-                x.location,
-                "outputs differ",
-                equal,
-                origin,
-                generators,
-                origins,
-                _describe(x, index),
-                _describe(y, index),
-                runs,
-            )
+        # The first op where the runs part: one ended, they took other paths, or the
+        # outputs differ.
+        if (
+            x is None
+            or y is None
+            or x.name != y.name
+            or x.backward != y.backward
+            or x.outputs != y.outputs
+        ):
+            break
         index += 1
+    if x is None and y is None:
+        return None
+    equal: bool | None = None
+    origin: str | None
+    if x is None or y is None:
+        reason = "one run ended"
+        origin = (
+            f"run {runs[0] if x is None else runs[1]} ended after {index} ops, the other went on"
+        )
+    elif x.name != y.name or x.backward != y.backward:
+        reason = "operations differ"
+        origin = (
+            "the runs took different paths through the program here (a branch or loop "
+            "that depends on a value that differed, outside torch operations)"
+        )
+    else:
+        reason = "outputs differ"
+        equal, origin = _why(x, y)
+    op = x or y
+    assert op is not None
+    generators = {
+        name: a.states[name] == b.states[name]
+        for name in GENERATORS
+        if name in a.states and name in b.states
+    }
+    origins = {name: parted[name] for name, same in generators.items() if not same}
+    return Divergence(
+        index,
+        op.name,
+        op.phase,
+        op.module,
+        op.location,
+        reason,
+        equal,
+        origin,
+        generators,
+        origins,
+        _describe(x, index),
+        _describe(y, index),
+        runs,
+    )

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import struct
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -35,6 +36,7 @@ __all__ = [
     "TraceError",
     "TraceReader",
     "TraceWriter",
+    "metadata",
     "summary",
 ]
 
@@ -88,6 +90,10 @@ class Op:
     def backward(self) -> bool:
         return bool(self.flags & BACKWARD)
 
+    @property
+    def phase(self) -> str:
+        return "backward" if self.flags & BACKWARD else "forward"
+
 
 @dataclass(frozen=True)
 class GeneratorStates:
@@ -101,6 +107,17 @@ class Summary:
     ops: int
     seeds: tuple[int, ...]  # of the scopes entered, in order; -1 for isolated()
     metadata: dict[str, Any]
+
+
+def metadata() -> dict[str, Any]:
+    """The header of a trace this process writes: the versions that recorded it."""
+    from .. import __version__
+
+    return {
+        "seedscope": __version__,
+        "python": sys.version.split()[0],
+        "torch": getattr(sys.modules.get("torch"), "__version__", None),
+    }
 
 
 class TraceWriter:
