@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol, SupportsIndex, TypeVar
 
 import wrapt
 
-from ._scope import ActiveScope, Scope, _entry_seed, _leave, _resume, _stack, _suspend
+from ._scope import ActiveScope, Scope, _leave, _new_entry, _resume, _stack, _suspend
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -85,8 +85,7 @@ class _Stepper:
         self._base = len(_stack.get())
         if isinstance(region, Scope):
             if not self._group:
-                seed = _entry_seed(region) if region._seeding else None
-                self._group = [region._entry_type(region, seed)]
+                self._group = [_new_entry(region)]
         else:
             self._group[:1] = [region._claim(self)]
         _resume(self._group)
@@ -174,11 +173,6 @@ class _SteppedAwaitable:
         return _drive(self._step, self._inner)
 
 
-def _step_for(scope: _Region) -> _Stepper:
-    """What runs each step of a generator or coroutine: a stepper of its own."""
-    return _Stepper(scope)
-
-
 def _plain_call(
     scope: _Region, wrapped: Callable[..., _T], instance: object, args: Any, kwargs: Any
 ) -> _T:
@@ -189,14 +183,14 @@ def _plain_call(
 def _generator_call(
     scope: _Region, wrapped: Callable[..., Any], instance: object, args: Any, kwargs: Any
 ) -> Generator[Any, Any, Any]:
-    return _drive(_step_for(scope), wrapped(*args, **kwargs))
+    return _drive(_Stepper(scope), wrapped(*args, **kwargs))
 
 
 def _coroutine_call(
     scope: _Region, wrapped: Callable[..., Any], instance: object, args: Any, kwargs: Any
 ) -> Coroutine[Any, Any, Any]:
     async def run(awaitable: Awaitable[Any]) -> Any:
-        return await _SteppedAwaitable(_step_for(scope), awaitable)
+        return await _SteppedAwaitable(_Stepper(scope), awaitable)
 
     return run(wrapped(*args, **kwargs))
 
@@ -204,7 +198,7 @@ def _coroutine_call(
 async def _async_generator(scope: _Region, agen: Any) -> AsyncGenerator[Any, Any]:
     # One _Stepper for the whole generator: each asend/athrow/aclose awaitable
     # is itself stepped, so the state persists between the generator's steps.
-    step = _step_for(scope)
+    step = _Stepper(scope)
 
     def stepped(awaitable: Any) -> _SteppedAwaitable:
         return _SteppedAwaitable(step, awaitable)

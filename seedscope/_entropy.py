@@ -33,7 +33,7 @@ from .sources.base import Source
 from .sources.numpy import NumpyGlobal
 from .sources.torch import TorchCPU
 
-__all__ = ["entropy_seed", "hook_numpy", "hook_torch"]
+__all__ = ["HOOKS", "entropy_seed", "hook_numpy", "hook_torch"]
 
 _lock = threading.Lock()
 # The originals, once replaced.
@@ -112,3 +112,7 @@ def hook_torch() -> None:
         module.seed = seed
         if getattr(torch, "seed", None) is original:
             torch.seed = seed
+
+
+#: Each library's hook, by the name :func:`seedscope.sources.base.hook_entropy` takes.
+HOOKS: dict[str, Callable[[], None]] = {"numpy": hook_numpy, "torch": hook_torch}

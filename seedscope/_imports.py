@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from importlib.machinery import ModuleSpec
     from types import ModuleType
 
-__all__ = ["install", "uninstall"]
+__all__ = ["install", "uninstall", "unwatch", "watch"]
 
 
 # Duck-typed rather than importlib.abc subclasses: importing importlib.abc
@@ -76,21 +76,37 @@ class _SeedOnImport:
         return spec
 
 
+def watch(wants: Callable[[str], bool], on_import: Callable[[str], None]) -> _SeedOnImport | None:
+    """Call ``on_import(name)`` after each module that ``wants(name)`` is first imported.
+
+    Returns the finder, to pass to :func:`unwatch`; None at interpreter shutdown.
+    """
+    meta_path = getattr(sys, "meta_path", None)
+    if meta_path is None:  # None at interpreter shutdown
+        return None
+    finder = _SeedOnImport(wants, on_import)
+    meta_path.insert(0, finder)
+    return finder
+
+
+def unwatch(finder: _SeedOnImport) -> None:
+    # ValueError: someone rebuilt sys.meta_path; AttributeError: shutdown.
+    with contextlib.suppress(ValueError, AttributeError):
+        sys.meta_path.remove(finder)
+
+
+# The engine's finder, there while any scope is active.
 _finder: _SeedOnImport | None = None
 
 
 def install(wants: Callable[[str], bool], on_import: Callable[[str], None]) -> None:
     global _finder
-    meta_path = getattr(sys, "meta_path", None)
-    if _finder is None and meta_path is not None:  # None at interpreter shutdown
-        _finder = _SeedOnImport(wants, on_import)
-        meta_path.insert(0, _finder)
+    if _finder is None:
+        _finder = watch(wants, on_import)
 
 
 def uninstall() -> None:
     global _finder
     if _finder is not None:
-        # ValueError: someone rebuilt sys.meta_path; AttributeError: shutdown.
-        with contextlib.suppress(ValueError, AttributeError):
-            sys.meta_path.remove(_finder)
+        unwatch(_finder)
         _finder = None

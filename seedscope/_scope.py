@@ -316,10 +316,7 @@ def _exit_entry(active: ActiveScope, inside: tuple[ActiveScope, ...]) -> None:
 
 def _enter(scope: Scope) -> ActiveScope:
     """Make, register and seed a new entry of ``scope``; on any failure, undo it all."""
-    seed: int | None = None
-    if scope._seeding:
-        seed = _entry_seed(scope)
-    active = scope._entry_type(scope, seed)
+    active = _new_entry(scope)
     _warn_if_overlapping(scope)
     try:
         _locked(_come_in, active)
@@ -327,6 +324,11 @@ def _enter(scope: Scope) -> ActiveScope:
     except BaseException:
         _leave([active], keep=())
         raise
+
+
+def _new_entry(scope: Scope) -> ActiveScope:
+    """A new entry of ``scope``, not yet registered, with the seed it applies (if it seeds)."""
+    return scope._entry_type(scope, _entry_seed(scope) if scope._seeding else None)
 
 
 def _entry_seed(scope: Scope) -> int:

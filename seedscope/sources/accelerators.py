@@ -21,14 +21,13 @@ from typing import Any
 
 from .._plain import expect_fields, read_int
 from .base import ProcessWide
-from .torch import check_philox_state, dump_tensor, load_tensor
+from .torch import _PHILOX_STATE_SIZE, check_philox_state, dump_tensor, load_tensor
 
 __all__ = ["Accelerators"]
 
 _QUEUED_TRACEBACK = ["seed queued by a seedscope scope; it runs when the device starts\n"]
 _RESTORED_TRACEBACK = ["states restored from a seedscope snapshot; set when the device starts\n"]
-# CUDA and XPU generators are Philox: an 8-byte seed and an 8-byte offset.
-_PHILOX_STATE_SIZE = 16
+# CUDA and XPU generators are Philox (their state: _PHILOX_STATE_SIZE bytes).
 _PHILOX_KINDS = ("cuda", "xpu")
 
 

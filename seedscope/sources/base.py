@@ -6,7 +6,7 @@ import abc
 import sys
 from typing import Any
 
-__all__ = ["ProcessWide", "Source", "state_key"]
+__all__ = ["ProcessWide", "Source", "entropy_hooked", "hook_entropy", "state_key"]
 
 
 class Source(abc.ABC):
@@ -97,3 +97,22 @@ class ProcessWide(Source):
 def state_key(source: Source) -> object:
     """What identifies the state ``source`` manages: the source itself, unless it says otherwise."""
     return getattr(source, "_state_key", source)
+
+
+# The libraries ("numpy", "torch") whose requests for OS entropy go through
+# seedscope._entropy already: its hooks are installed once per process.
+entropy_hooked: set[str] = set()
+
+
+def hook_entropy(library: str) -> None:
+    """Install seedscope._entropy's hook for ``library``, once per process.
+
+    The library's source calls it from ``capture`` while ``library`` is not in
+    :data:`entropy_hooked`: every entry captures before it seeds or resumes,
+    so that is the one place that sees the library whichever way an entry
+    comes in.
+    """
+    from .._entropy import HOOKS
+
+    HOOKS[library]()
+    entropy_hooked.add(library)

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from .._errors import SeedscopeWarning
-from .._plain import expect_fields, read_optional_str
+from .._plain import check_environment_variable, expect_fields, read_optional_str
 from .._seed import SEED_ENV_VAR
 from .base import ProcessWide
 
@@ -156,7 +156,11 @@ class EnvironmentVariables(ProcessWide):
 
     def load_state(self, data: Any) -> tuple[str | None, ...]:
         fields = expect_fields(data, "state", MANAGED)
-        return tuple(read_optional_str(fields[name], f"state {name!r}") for name in MANAGED)
+        state = tuple(read_optional_str(fields[name], f"state {name!r}") for name in MANAGED)
+        # Strings, but os.environ refuses more (NUL, what the file system encoding cannot hold).
+        for name, value in fields.items():
+            check_environment_variable(name, value, "state")
+        return state
 
 
 def _set_or_unset(name: str, value: str | None) -> None:

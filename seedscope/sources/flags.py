@@ -13,15 +13,17 @@ imported (usually by the first ``torch.compile``).
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import sys
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .._imports import _SeedOnImport
+from .. import _imports
 from .._plain import expect_fields, read_bool
 from .base import ProcessWide
+
+if TYPE_CHECKING:
+    from .._imports import _SeedOnImport
 
 __all__ = ["TorchFlags"]
 
@@ -222,8 +224,7 @@ def _write_fallback_random(value: bool | None) -> None:
         return
     _on_import = value
     if value is not None and _watch is None:
-        _watch = _SeedOnImport(_INDUCTOR_CONFIG.__eq__, _inductor_imported)
-        sys.meta_path.insert(0, _watch)
+        _watch = _imports.watch(_INDUCTOR_CONFIG.__eq__, _inductor_imported)
     elif value is None:
         _unwatch()
 
@@ -239,8 +240,7 @@ def _unwatch() -> None:
     global _on_import, _watch
     _on_import = None
     if _watch is not None:
-        with contextlib.suppress(ValueError):  # someone rebuilt sys.meta_path
-            sys.meta_path.remove(_watch)
+        _imports.unwatch(_watch)
         _watch = None
 
 

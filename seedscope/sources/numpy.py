@@ -7,22 +7,11 @@ import sys
 from typing import Any
 
 from .._plain import b64, check_mt19937_key, expect_fields, read_bytes, read_float, read_int
-from .base import ProcessWide
+from .base import ProcessWide, entropy_hooked, hook_entropy
 
 __all__ = ["NumpyGlobal", "dump_legacy_state", "load_legacy_state"]
 
 _WORDS = 624
-
-# Whether numpy's requests for OS entropy go through seedscope._entropy yet.
-_entropy_hooked = False
-
-
-def _hook_entropy() -> None:
-    global _entropy_hooked
-    from .._entropy import hook_numpy
-
-    hook_numpy()
-    _entropy_hooked = True
 
 
 class NumpyGlobal(ProcessWide):
@@ -31,10 +20,8 @@ class NumpyGlobal(ProcessWide):
     module = "numpy.random"
 
     def capture(self) -> Any:
-        # Every entry captures before it seeds or resumes: the one place that
-        # sees numpy whichever way an entry comes in.
-        if not _entropy_hooked:
-            _hook_entropy()
+        if "numpy" not in entropy_hooked:
+            hook_entropy("numpy")
         return sys.modules["numpy.random"].get_state(legacy=False)
 
     def seed(self, seed: int) -> None:

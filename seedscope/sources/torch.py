@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 from .._plain import b64, check_mt19937_key, expect_fields, read_bytes
-from .base import ProcessWide
+from .base import ProcessWide, entropy_hooked, hook_entropy
 
 __all__ = [
     "TorchCPU",
@@ -31,26 +31,14 @@ _MT_WORDS = 624
 # cuda and xpu generators: a u64 seed, then the Philox offset (u64).
 _PHILOX_STATE_SIZE = 16
 
-# Whether torch.seed() goes through seedscope._entropy yet.
-_entropy_hooked = False
-
-
-def _hook_entropy() -> None:
-    global _entropy_hooked
-    from .._entropy import hook_torch
-
-    hook_torch()
-    _entropy_hooked = True
-
 
 class TorchCPU(ProcessWide):
     name = "torch"
     module = "torch"
 
     def capture(self) -> Any:
-        # Every entry captures before it seeds or resumes (see NumpyGlobal.capture).
-        if not _entropy_hooked:
-            _hook_entropy()
+        if "torch" not in entropy_hooked:
+            hook_entropy("torch")
         return sys.modules["torch"].default_generator.get_state()
 
     def seed(self, seed: int) -> None:
