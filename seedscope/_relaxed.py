@@ -16,8 +16,6 @@ per line, so a second entry would never hear of an operation).
 
 from __future__ import annotations
 
-import functools
-import os
 import re
 import sys
 import threading
@@ -25,6 +23,7 @@ import warnings
 from types import FrameType
 from typing import Any, NamedTuple, TextIO, overload
 
+from ._frames import user_frame
 from ._scope import ActiveScope, Scope, Target
 from .sources.base import ProcessWide
 
@@ -317,23 +316,7 @@ def _warned_from(filename: str, lineno: int) -> FrameType | None:
     return None
 
 
-@functools.cache
-def _library_dirs() -> tuple[str, ...]:
-    import sysconfig
-
-    import torch
-
-    dirs = {os.path.dirname(torch.__file__), os.path.dirname(__file__)}
-    dirs.update(sysconfig.get_paths()[name] for name in ("stdlib", "platstdlib"))
-    return tuple(os.path.join(os.path.realpath(d), "") for d in dirs)
-
-
 def _user_line(frame: FrameType | None) -> tuple[str, int] | None:
     """The first line from ``frame`` outwards outside torch, seedscope and the standard library."""
-    skip = _library_dirs()
-    while frame is not None:
-        filename = frame.f_code.co_filename
-        if not filename.startswith("<frozen ") and not os.path.realpath(filename).startswith(skip):
-            return filename, frame.f_lineno
-        frame = frame.f_back
-    return None
+    user = user_frame(frame)
+    return None if user is None else (user.f_code.co_filename, user.f_lineno)

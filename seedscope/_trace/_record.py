@@ -28,12 +28,12 @@ import hashlib
 import os
 import random
 import sys
-import sysconfig
 import threading
 import weakref
 from types import CodeType, FrameType
 from typing import Any
 
+from .._frames import is_library_file
 from . import _format
 from ._format import (
     ARGUMENTS,
@@ -51,7 +51,6 @@ from ._format import (
 
 __all__ = ["Recorder", "device_digest", "tensor_digest"]
 
-_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Generator states are written at module entries, random ops, tensors made from data,
 # and at least this often (when they changed).
 _GENERATOR_EVERY = 256
@@ -211,16 +210,6 @@ class _Mode:
         return cls.made(recorder)
 
 
-def _skipped_directories(torch: Any) -> tuple[str, ...]:
-    paths = sysconfig.get_paths()
-    dirs = {_PACKAGE_DIR, os.path.dirname(os.path.abspath(torch.__file__))}
-    for key in ("stdlib", "platstdlib"):
-        if key in paths:
-            dirs.add(os.path.abspath(paths[key]))
-    dirs = {d for d in dirs if d}
-    return tuple(sorted(d + os.sep for d in dirs))
-
-
 class Recorder:
     """Records ops into a :class:`TraceWriter` while started."""
 
@@ -234,7 +223,6 @@ class Recorder:
         self._known: dict[int, tuple[Any, int, bytes, int, int, int]] = {}
         self._user: dict[CodeType, bool] = {}
         self._lines: dict[tuple[CodeType, int], int] = {}
-        self._skipped = _skipped_directories(torch)
         self._cwd = os.getcwd()
         self._local = threading.local()
         self._names: weakref.WeakKeyDictionary[Any, dict[int, str]] = weakref.WeakKeyDictionary()
@@ -287,19 +275,13 @@ class Recorder:
 
     # -- where an op runs ----------------------------------------------------
 
-    def _is_user(self, code: CodeType) -> bool:
-        filename = code.co_filename
-        if filename.startswith("<frozen"):
-            return False
-        return not os.path.abspath(filename).startswith(self._skipped)
-
     def _location(self, depth: int) -> int:
         frame: FrameType | None = sys._getframe(depth + 1)
         while frame is not None:
             code = frame.f_code
             user = self._user.get(code)
             if user is None:
-                user = self._user[code] = self._is_user(code)
+                user = self._user[code] = not is_library_file(code.co_filename)
             if user:
                 key = (code, frame.f_lineno)
                 number = self._lines.get(key)
