@@ -15,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import NamedTuple
 
 # Plugins that are installed here but not under test stay off in every run.
 COMMON = ["-q", "-p", "no:cacheprovider", "-p", "no:xdist"]
@@ -90,6 +91,27 @@ def run_timed(root: Path, args: list[str], env: dict[str, str]) -> tuple[float, 
     return float(result["seconds"]), int(result["tests"])
 
 
+def time_rounds(
+    root: Path, configs: dict[str, list[str]], env: dict[str, str], rounds: int
+) -> tuple[dict[str, list[float]], int]:
+    """Each configuration's times over ``rounds`` interleaved rounds, and the tests collected.
+
+    One run of each configuration first warms the file system and the bytecode
+    caches; every timed run must collect as many tests as the last of those.
+    """
+    tests = 0
+    for args in configs.values():
+        _, tests = run_timed(root, args, env)
+    times: dict[str, list[float]] = {name: [] for name in configs}
+    for _ in range(rounds):
+        for name, args in configs.items():
+            seconds, collected = run_timed(root, args, env)
+            if collected != tests:
+                raise SystemExit(f"{name}: collected {collected} tests, not {tests}")
+            times[name].append(seconds)
+    return times, tests
+
+
 def clean_environment(clock: str, gc_freeze: str) -> dict[str, str]:
     """This process's environment for the runs, without what would change them."""
     env = {key: value for key, value in os.environ.items() if key != "PYTEST_ADDOPTS"}
@@ -111,3 +133,37 @@ def verdict(added: float, target: float, *, under: bool) -> tuple[str, bool]:
     """``"< 20 ok"`` and whether met: strictly under ``target`` if ``under``, else at most."""
     met = added < target if under else added <= target
     return f"{'<' if under else '<='} {target:g}" + (" ok" if met else " MISSED"), met
+
+
+class Row(NamedTuple):
+    name: str
+    median: float  # seconds
+    added: str  # "added ± noise" per test over the base (µs); blank for the base itself
+    verdict: str  # against the configuration's target; blank without one
+
+
+def table_rows(
+    times: dict[str, list[float]],
+    base: str,
+    tests: int,
+    targets: dict[str, float],
+    *,
+    under: str,
+) -> tuple[list[Row], list[str]]:
+    """Each configuration's row, and the configurations that missed their targets.
+
+    ``under``'s target is to be stayed strictly under; the others' at most reached.
+    """
+    rows: list[Row] = []
+    missed: list[str] = []
+    for name, samples in times.items():
+        added, noise = added_per_test(samples, times[base], tests)
+        shown_verdict = ""
+        target = targets.get(name)
+        if target is not None:
+            shown_verdict, met = verdict(added, target, under=name == under)
+            if not met:
+                missed.append(name)
+        shown = "" if name == base else f"{added:.1f} ± {noise:.1f}"
+        rows.append(Row(name, statistics.median(samples), shown, shown_verdict))
+    return rows, missed

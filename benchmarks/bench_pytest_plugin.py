@@ -20,21 +20,17 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import statistics
-import sys
 import tempfile
 import textwrap
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import machine_line
 from _pytest_timing import (
     add_clock_options,
-    added_per_test,
     clean_environment,
-    run_timed,
+    table_rows,
+    time_rounds,
     timing_conftest,
-    verdict,
 )
 
 TARGETS_US = {"installed, unused": 20.0, "every test in a scope": 150.0}
@@ -88,15 +84,9 @@ def main() -> None:
         root = Path(tmp)
         write_suite(root, options.tests)
         env = clean_environment(options.clock, options.gc_freeze)
-        times: dict[str, list[float]] = {name: [] for name in CONFIGS}
-        for args in CONFIGS.values():  # warm the file system and the bytecode caches
-            run_timed(root, args, env)
-        for _ in range(options.rounds):
-            for name, args in CONFIGS.items():
-                seconds, collected = run_timed(root, args, env)
-                if collected != options.tests:
-                    raise SystemExit(f"{name}: collected {collected} tests, not {options.tests}")
-                times[name].append(seconds)
+        times, collected = time_rounds(root, CONFIGS, env, options.rounds)
+    if collected != options.tests:
+        raise SystemExit(f"collected {collected} tests, not {options.tests}")
     import numpy  # noqa: F401  (for the machine line: the versions the suite ran with)
     import torch  # noqa: F401
 
@@ -110,22 +100,14 @@ def main() -> None:
     header = f"| {'configuration':<34} | median (ms) | added per test (us) | target |"
     print(header)
     print(f"| {'-' * 34} | ----------: | ------------------: | ------ |")
-    failed = []
-    plain = times["plain pytest"]
-    for name, samples in times.items():
-        added, noise = added_per_test(samples, plain, options.tests)
-        target = TARGETS_US.get(name)
-        shown_verdict = ""
-        if target is not None:
-            # Under 20 for the unused plugin; at most 150 in a scope.
-            shown_verdict, met = verdict(added, target, under=name == "installed, unused")
-            if not met:
-                failed.append(name)
-        shown = "" if name == "plain pytest" else f"{added:.1f} ± {noise:.1f}"
-        median = statistics.median(samples) * 1e3
-        print(f"| {name:<34} | {median:>11.1f} | {shown:>19} | {shown_verdict} |")
-    if failed:
-        raise SystemExit(f"missed targets: {', '.join(failed)}")
+    # Under 20 for the unused plugin; at most 150 in a scope.
+    rows, missed = table_rows(
+        times, "plain pytest", options.tests, TARGETS_US, under="installed, unused"
+    )
+    for row in rows:
+        print(f"| {row.name:<34} | {row.median * 1e3:>11.1f} | {row.added:>19} | {row.verdict} |")
+    if missed:
+        raise SystemExit(f"missed targets: {', '.join(missed)}")
 
 
 if __name__ == "__main__":

@@ -34,15 +34,13 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import machine_line
 from _pytest_timing import (
     add_clock_options,
-    added_per_test,
     clean_environment,
-    run_timed,
+    table_rows,
+    time_rounds,
     timing_conftest,
-    verdict,
 )
 
 PACKAGE = "opt_einsum"
@@ -63,9 +61,9 @@ CONFTEST = timing_conftest(
 NO_RANDOMLY = ["-p", "no:randomly"]
 
 CONFIGS: dict[str, list[str]] = {
-    "no plugin": ["-p", "no:seedscope"],
-    "defaults": [],
-    "--seedscope-seed=0": ["--seedscope-seed=0"],
+    "no plugin": [*NO_RANDOMLY, "-p", "no:seedscope"],
+    "defaults": NO_RANDOMLY,
+    "--seedscope-seed=0": [*NO_RANDOMLY, "--seedscope-seed=0"],
 }
 
 
@@ -135,16 +133,7 @@ def main() -> None:
             )
             source = f"{PACKAGE} {VERSION}, from its wheel"
         write_suite(root, package)
-        times: dict[str, list[float]] = {name: [] for name in CONFIGS}
-        tests = 0
-        for args in CONFIGS.values():  # warm the file system and the bytecode caches
-            _, tests = run_timed(root, [*NO_RANDOMLY, *args], env)
-        for _ in range(options.rounds):
-            for name, args in CONFIGS.items():
-                seconds, collected = run_timed(root, [*NO_RANDOMLY, *args], env)
-                if collected != tests:
-                    raise SystemExit(f"{name}: collected {collected} tests, not {tests}")
-                times[name].append(seconds)
+        times, tests = time_rounds(root, CONFIGS, env, options.rounds)
     import numpy  # noqa: F401  (for the machine line: the versions the suite ran with)
 
     if options.torch == "1":
@@ -162,22 +151,15 @@ def main() -> None:
         f"| {'configuration':<20} | median (s) | added per test (us) | ratio | target |\n"
         f"| {'-' * 20} | ---------: | ------------------: | ----: | ------ |"
     )
-    failed = []
-    base = times["no plugin"]
-    for name, samples in times.items():
-        added, noise = added_per_test(samples, base, tests)
-        target = TARGETS_US.get(name)
-        shown_verdict = ""
-        if target is not None:
-            shown_verdict, met = verdict(added, target, under=name == "defaults")
-            if not met:
-                failed.append(name)
-        shown = "" if name == "no plugin" else f"{added:.1f} ± {noise:.1f}"
-        median = statistics.median(samples)
-        ratio = median / statistics.median(base)
-        print(f"| {name:<20} | {median:>10.2f} | {shown:>19} | {ratio:5.3f} | {shown_verdict} |")
-    if failed:
-        raise SystemExit(f"missed targets: {', '.join(failed)}")
+    rows, missed = table_rows(times, "no plugin", tests, TARGETS_US, under="defaults")
+    base = statistics.median(times["no plugin"])
+    for row in rows:
+        print(
+            f"| {row.name:<20} | {row.median:>10.2f} | {row.added:>19} | "
+            f"{row.median / base:5.3f} | {row.verdict} |"
+        )
+    if missed:
+        raise SystemExit(f"missed targets: {', '.join(missed)}")
 
 
 if __name__ == "__main__":

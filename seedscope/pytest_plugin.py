@@ -40,7 +40,7 @@ import pickle
 import shlex
 import sys
 import warnings
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pytest
@@ -409,13 +409,12 @@ class _Collection:
         try:
             report = yield
         finally:
-            after = _rng_states(randomly=False) if before is not None else None
+            after = _rng_states(randomly=False) if self.rng else None
             if scope is not None:
                 scope.__exit__(None, None, None)
-        if before is not None and after is not None:
-            changed = _rng_changes(before, after)
-            if changed:
-                _warn_collection(report, collector, changed, root, seed)
+        changed = _rng_changes(before, after)
+        if changed:
+            _warn_collection(report, collector, changed, root, seed)
         return report
 
 
@@ -543,7 +542,11 @@ class _Runner:
                 "seedscope exited them"
             )
         # The scope put back what it manages; other tools' variables are checked here.
-        changes = _environ_changes(_TOOL_VARIABLES, run.environ, _read_tool_environ)
+        changes = (
+            []
+            if run.environ is None
+            else _environ_changes(_TOOL_VARIABLES, run.environ, _read_tool_environ())
+        )
         if changes:
             _restore_environ(changes)
             messages.append(
@@ -746,15 +749,9 @@ _Change = tuple[str, str | None, str | None]  # a variable, its old value, its n
 
 
 def _environ_changes(
-    names: tuple[str, ...],
-    before: tuple[Any, ...] | None,
-    after: tuple[Any, ...] | Callable[[], tuple[Any, ...]],
+    names: tuple[str, ...], before: tuple[Any, ...], after: tuple[Any, ...]
 ) -> list[_Change]:
-    """The variables of ``names`` whose values differ between two raw reads (or a read now)."""
-    if before is None:
-        return []
-    if callable(after):
-        after = after()
+    """The variables of ``names`` whose values differ between two raw reads."""
     if after == before:
         return []
     changes = []

@@ -26,6 +26,9 @@ def record(request):
     return write
 """
 
+# Outside plugins that would change what is measured stay off: pytest-randomly
+# reseeds and reorders; the cache would carry 'last' between tests;
+# Hypothesis's plugin would re-import hypothesis in every in-process run.
 QUIET = ("-p", "no:randomly", "-p", "no:cacheprovider", "-p", "no:hypothesispytest")
 
 Log = dict[str, list[object]]

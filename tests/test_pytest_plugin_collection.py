@@ -5,7 +5,8 @@ scope seeded with ``derive_seed(N, its node id)``: what it draws at import
 (module constants, class attributes, parametrize lists) depends on N and the
 module alone. The generated suites draw from ``random``, numpy and torch at
 import and log what they drew; the runs that must agree across processes run
-in fresh interpreters.
+in fresh interpreters. What the in-process runs draw from this process's
+generators, the suite's autouse fixture puts back after each test.
 """
 
 from __future__ import annotations
@@ -238,13 +239,7 @@ def test_rng_mode_names_each_module_that_draws_while_being_collected(
     project.makepyfile(
         test_draws=DRAWS_AT_IMPORT, test_quiet=QUIET_MODULE, test_generates=GENERATES
     )
-    state = random.getstate(), np.random.get_state(), torch.get_rng_state()
-    try:
-        reprec = project.inline_run(*OUTSIDE, "--seedscope-leaks=rng", "--co")
-    finally:
-        random.setstate(state[0])
-        np.random.set_state(state[1])
-        torch.set_rng_state(state[2])
+    reprec = project.inline_run(*OUTSIDE, "--seedscope-leaks=rng", "--co")
     messages = collection_warnings(reprec)
     assert len(messages) == 3, messages
     draws, generates, in_class = sorted(messages)
@@ -280,13 +275,9 @@ def test_a_collection_leak_made_an_error_is_a_collection_error(
     project: pytest.Pytester,
 ) -> None:
     project.makepyfile(test_other=OTHER, test_quiet=QUIET_MODULE)
-    state = random.getstate()
-    try:
-        result = project.runpytest(
-            *QUIET, "--seedscope-leaks=rng", "-W", "error::seedscope.SeedscopeWarning"
-        )
-    finally:
-        random.setstate(state)
+    result = project.runpytest(
+        *QUIET, "--seedscope-leaks=rng", "-W", "error::seedscope.SeedscopeWarning"
+    )
     # A collection error like any other (pytest stops before running tests), not a crash.
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(
@@ -297,10 +288,6 @@ def test_a_collection_leak_made_an_error_is_a_collection_error(
 
 def test_without_rng_mode_or_n_collection_is_not_watched(project: pytest.Pytester) -> None:
     project.makepyfile(test_other=OTHER)
-    state = random.getstate()
-    try:
-        reprec = project.inline_run(*OUTSIDE)
-    finally:
-        random.setstate(state)
+    reprec = project.inline_run(*OUTSIDE)
     reprec.assertoutcome(passed=1)
     assert collection_warnings(reprec) == []
