@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import os
 import sys
-import sysconfig
 from types import FrameType
 
 __all__ = ["is_library_file", "user_frame"]
@@ -20,6 +19,8 @@ _SEEDSCOPE = os.path.dirname(os.path.abspath(__file__))
 
 @functools.cache
 def _library_dirs(torch_file: str | None) -> tuple[str, ...]:
+    import sysconfig  # only once something is reported: not a cost of importing seedscope
+
     dirs = {_SEEDSCOPE}
     if torch_file:
         dirs.add(os.path.dirname(torch_file))
