@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from importlib.machinery import ModuleSpec
     from types import ModuleType
 
-__all__ = ["install", "uninstall", "unwatch", "watch"]
+__all__ = ["ImportWatch", "install", "uninstall", "unwatch", "watch"]
 
 
 # Duck-typed rather than importlib.abc subclasses: importing importlib.abc
@@ -50,7 +50,9 @@ class _NotifyingLoader:
         return getattr(self._loader, name)
 
 
-class _SeedOnImport:
+class ImportWatch:
+    """A meta path finder that finds nothing itself: it wraps the loader of modules it wants."""
+
     def __init__(self, wants: Callable[[str], bool], on_import: Callable[[str], None]) -> None:
         self._wants = wants
         self._on_import = on_import
@@ -63,7 +65,12 @@ class _SeedOnImport:
     ) -> ModuleSpec | None:
         if not self._wants(fullname):
             return None
-        for finder in sys.meta_path:
+        # Only the finders after this one, as the import system would ask them:
+        # two watches that want the same module then both wrap it, in turn,
+        # rather than asking each other for ever.
+        meta_path = sys.meta_path
+        after = meta_path[meta_path.index(self) + 1 :] if self in meta_path else meta_path
+        for finder in after:
             if finder is self or not hasattr(finder, "find_spec"):
                 continue
             spec: ModuleSpec | None = finder.find_spec(fullname, path, target)
@@ -76,33 +83,32 @@ class _SeedOnImport:
         return spec
 
 
-def watch(wants: Callable[[str], bool], on_import: Callable[[str], None]) -> _SeedOnImport | None:
-    """Call ``on_import(name)`` after each module that ``wants(name)`` is first imported.
+def watch(finder: ImportWatch | None) -> None:
+    """Put ``finder`` first on ``sys.meta_path`` (which is None at interpreter shutdown).
 
-    Returns the finder, to pass to :func:`unwatch`; None at interpreter shutdown.
+    Callers keep ``finder`` before calling this, so that an interruption here
+    can never leave on ``sys.meta_path`` a finder nobody knows to remove.
     """
     meta_path = getattr(sys, "meta_path", None)
-    if meta_path is None:  # None at interpreter shutdown
-        return None
-    finder = _SeedOnImport(wants, on_import)
-    meta_path.insert(0, finder)
-    return finder
+    if finder is not None and meta_path is not None:
+        meta_path.insert(0, finder)
 
 
-def unwatch(finder: _SeedOnImport) -> None:
+def unwatch(finder: ImportWatch) -> None:
     # ValueError: someone rebuilt sys.meta_path; AttributeError: shutdown.
     with contextlib.suppress(ValueError, AttributeError):
         sys.meta_path.remove(finder)
 
 
 # The engine's finder, there while any scope is active.
-_finder: _SeedOnImport | None = None
+_finder: ImportWatch | None = None
 
 
 def install(wants: Callable[[str], bool], on_import: Callable[[str], None]) -> None:
     global _finder
     if _finder is None:
-        _finder = watch(wants, on_import)
+        _finder = ImportWatch(wants, on_import)
+        watch(_finder)
 
 
 def uninstall() -> None:

@@ -107,6 +107,28 @@ def test_no_import_hook_when_every_library_is_already_imported() -> None:
         assert sys.meta_path == before
 
 
+def test_two_watches_of_one_module_both_hear_of_its_import(tmp_path: Path) -> None:
+    from seedscope import _imports
+
+    (tmp_path / "watched_twice.py").write_text("VALUE = 1\n")
+    heard: list[str] = []
+    watches = [
+        _imports.ImportWatch("watched_twice".__eq__, lambda name, n=n: heard.append(f"{n}:{name}"))
+        for n in (1, 2)
+    ]
+    sys.path.insert(0, str(tmp_path))
+    try:
+        for watch in watches:
+            _imports.watch(watch)
+        import watched_twice  # noqa: F401  (asked of each watch in turn, not of each other for ever)
+    finally:
+        for watch in watches:
+            _imports.unwatch(watch)
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("watched_twice", None)
+    assert sorted(heard) == ["1:watched_twice", "2:watched_twice"]
+
+
 # -- numpy imported inside a scope ---------------------------------------------------
 
 

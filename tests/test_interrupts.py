@@ -139,6 +139,9 @@ def assert_engine_idle() -> None:
     assert current_scope() is None
     assert _scope._entries == []
     assert _imports._finder is None
+    assert not [f for f in sys.meta_path if isinstance(f, _imports.ImportWatch)], (
+        "an import hook was left on sys.meta_path"
+    )
 
 
 def assert_interrupt_or_unwinding(raised: BaseException | None, kind: type) -> None:

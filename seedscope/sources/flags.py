@@ -16,14 +16,11 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from .. import _imports
 from .._plain import expect_fields, read_bool
 from .base import ProcessWide
-
-if TYPE_CHECKING:
-    from .._imports import _SeedOnImport
 
 __all__ = ["TorchFlags"]
 
@@ -160,10 +157,17 @@ def _read(c: Any) -> _Settings:
 # -- inductor's fallback_random ------------------------------------------------------
 
 _INDUCTOR_CONFIG = "torch._inductor.config"
-# The value fallback_random gets when inductor's config is imported; None:
-# inductor's default. Like the settings above, captured and restored.
+# The value fallback_random gets when inductor's config is imported, while
+# ``_watch`` (made once) is on sys.meta_path waiting for that import; None:
+# inductor's default. Like the settings above, captured and restored. The
+# value counts only while the watch is there, so that an interruption between
+# the two writes leaves a state that reads as what it is.
 _on_import: bool | None = None
-_watch: _SeedOnImport | None = None
+_watch: _imports.ImportWatch | None = None
+
+
+def _waiting() -> bool:
+    return _watch is not None and _watch in (getattr(sys, "meta_path", None) or ())
 
 
 @functools.cache
@@ -201,7 +205,7 @@ def _plain_entry(config: Any) -> tuple[Any, object] | None:
 def _read_fallback_random() -> bool | None:
     config = sys.modules.get(_INDUCTOR_CONFIG)
     if config is None:
-        return _on_import
+        return _on_import if _on_import is not None and _waiting() else None
     plain = _plain_entry(config)
     if plain is None:
         value = config.fallback_random is True
@@ -222,11 +226,14 @@ def _write_fallback_random(value: bool | None) -> None:
         if config.fallback_random is not wanted:
             config.fallback_random = wanted
         return
-    _on_import = value
-    if value is not None and _watch is None:
-        _watch = _imports.watch(_INDUCTOR_CONFIG.__eq__, _inductor_imported)
-    elif value is None:
+    if value is None:
         _unwatch()
+        return
+    _on_import = value
+    if _watch is None:
+        _watch = _imports.ImportWatch(_INDUCTOR_CONFIG.__eq__, _inductor_imported)
+    if not _waiting():
+        _imports.watch(_watch)
 
 
 def _inductor_imported(module: str) -> None:
@@ -237,11 +244,10 @@ def _inductor_imported(module: str) -> None:
 
 
 def _unwatch() -> None:
-    global _on_import, _watch
-    _on_import = None
+    global _on_import
     if _watch is not None:
         _imports.unwatch(_watch)
-        _watch = None
+    _on_import = None
 
 
 class TorchFlags(ProcessWide):
