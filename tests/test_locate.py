@@ -102,6 +102,10 @@ def test_an_unseeded_default_rng_is_reproducible_under_seedscope_run(tmp_path: P
     script = example(tmp_path, "locate_unseeded_rng.py")
     plain = seedscope("verify", "--locate", "--", PY, script, cwd=tmp_path)
     assert plain.returncode == 1, plain.stdout + plain.stderr
+    # What "When runs still differ" says of it: the first random op, no generator seeded.
+    _, _, report = plain.stdout.partition("  trace: first divergence between runs 1 and ")
+    assert "aten::uniform_" in report, plain.stdout
+    assert "random, numpy and torch differed from the start" in report, plain.stdout
     ours = seedscope("verify", "--locate", "--", PY, "-m", "seedscope", "run", script, cwd=tmp_path)
     assert ours.returncode == 0, ours.stdout + ours.stderr
     assert "agree (seed 0)" in ours.stdout
